@@ -1,0 +1,65 @@
+"""Wiring: options -> store, watcher, forwarder, resolver, servers; then serve until a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import gevent
+import gevent.event
+
+from dnscock import __version__
+from dnscock.config import Config, load_config
+from dnscock.docker_watcher import DockerWatcher
+from dnscock.records import RecordStore
+from dnscock.resolver import Resolver
+from dnscock.server import UdpServer, bind_udp, bound_address
+from dnscock.upstream import Forwarder
+
+log = logging.getLogger("dnscock")
+
+
+def setup_logging(config: Config) -> None:
+    level = logging.DEBUG if config.debug else logging.INFO if config.verbose else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # urllib3 and docker-py are chatty at debug level; their news is not ours.
+    for noisy in ("urllib3", "docker"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = load_config(argv)
+    setup_logging(config)
+    log.info("dnscock %s serving *.%s, forwarding to %s", __version__, config.zone,
+             ", ".join(str(server) for server in config.nameservers))
+
+    store = RecordStore()
+    forwarder = Forwarder(config.nameservers, config.timeout)
+    resolver = Resolver(config, store, forwarder)
+    try:
+        udp_socket = bind_udp(config.listen)
+    except OSError as error:
+        log.error("cannot listen on %s: %s", config.listen, error.strerror or error)
+        return 1
+    udp = UdpServer(udp_socket, resolver)
+    udp.start()
+    log.info("listening on udp %s", bound_address(udp_socket))
+
+    watcher = DockerWatcher(config.docker_url, store, config.zone)
+    watcher.start()
+
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stopping.set)
+    stopping.wait()
+    log.info("stopping")
+    udp.stop(timeout=1)
+    watcher.stop()
+    forwarder.close()
+    return 0

@@ -1,0 +1,300 @@
+"""Options: flags, ``DNSCOCK_*`` env vars and a config file -> a frozen ``Config``.
+
+This is the only module that reads argv, the environment and config files.
+Every option has three spellings (``--ttl 5`` / ``DNSCOCK_TTL=5`` /
+``ttl = 5``) and the Go program's single-dash form (``-ttl=5``) keeps working.
+Precedence: flag > env var > config file > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass
+from typing import NamedTuple, NoReturn, Sequence
+
+import configargparse
+
+from dnscock import __version__
+from dnscock.dnsname import is_valid_name, split_name
+
+DEFAULT_CONFIG_FILE = "/etc/dnscock/dnscock.conf"
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
+ENV_PREFIX = "DNSCOCK_"
+
+
+class Address(NamedTuple):
+    """A host and a port; host "" means every local address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: Address
+    docker_url: str
+    domain: str
+    environment: str
+    nameservers: tuple[Address, ...]
+    ttl: int
+    debug: bool
+    verbose: bool
+    timeout: float
+    forward_pool: int
+    sync_timeout: float
+
+    @property
+    def zone(self) -> str:
+        """The suffix every local name ends with: ``<environment>.<domain>``."""
+        return ".".join(part for part in (self.environment, self.domain) if part)
+
+
+# -- value parsers: each raises ArgumentTypeError with a message for humans --
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = text.strip().lower()
+    if value in ("1", "t", "true", "yes", "on"):
+        return True
+    if value in ("0", "f", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text!r} in {whole!r} is not a number from 0 to 65535")
+    return int(text)
+
+
+def _ip(text: str, whole: str) -> str:
+    if text == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} in {whole!r} is not an IP address") from None
+
+
+def split_host_port(text: str, default_port: int | None) -> Address:
+    """``"1.2.3.4:53"``, ``"[::1]:53"``, ``":53"``, and without a port when a default is given."""
+    whole = text
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"{whole!r} is not an address like [::1]:53")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, port_text = text, None
+    else:
+        host, port_text = text, None
+    if port_text is None:
+        if default_port is None:
+            raise argparse.ArgumentTypeError(f"{whole!r} has no port (write it as host:port)")
+        port = default_port
+    else:
+        port = _port(port_text, whole)
+    return Address(_ip(host, whole) if host else "", port)
+
+
+def parse_listen(text: str) -> Address:
+    return split_host_port(text, default_port=None)
+
+
+def read_resolv_conf(path: str) -> list[Address]:
+    """The ``nameserver`` lines of a resolv.conf file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {error.strerror}") from None
+    servers = []
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            address = fields[1].split("%", 1)[0]  # drop an IPv6 zone index
+            servers.append(Address(_ip(address, line.strip()), 53))
+    if not servers:
+        raise argparse.ArgumentTypeError(f"{path} lists no nameserver")
+    return servers
+
+
+def parse_nameservers(text: str) -> list[Address]:
+    """Comma-separated ``host[:port]`` items, or ``resolv.conf`` / a path to such a file."""
+    servers: list[Address] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item == "resolv.conf":
+            servers.extend(read_resolv_conf(DEFAULT_RESOLV_CONF))
+        elif "/" in item:
+            servers.extend(read_resolv_conf(item))
+        else:
+            address = split_host_port(item, default_port=53)
+            if not address.host:
+                raise argparse.ArgumentTypeError(f"{item!r} names no host")
+            servers.append(address)
+    if not servers:
+        raise argparse.ArgumentTypeError(f"{text!r} names no nameserver")
+    return servers
+
+
+def parse_domain(text: str) -> str:
+    labels = split_name(text)
+    if not labels or not is_valid_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a domain name")
+    return ".".join(labels)
+
+
+def parse_environment(text: str) -> str:
+    labels = split_name(text)
+    if labels and not is_valid_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a domain name")
+    return ".".join(labels)
+
+
+def parse_ttl(text: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or int(text) > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds (0 to 2147483647)")
+    return int(text)
+
+
+def _positive(kind: type[int] | type[float], unit: str):
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {unit}")
+        return value
+
+    return parse
+
+
+parse_seconds = _positive(float, "number of seconds")
+parse_count = _positive(int, "whole number")
+
+
+def normalize_docker_url(url: str) -> str:
+    """The Go program's default ``unix://var/run/docker.sock`` meant an absolute path."""
+    url = url.strip()
+    if url.startswith("unix://") and not url.startswith("unix:///"):
+        return "unix:///" + url[len("unix://"):]
+    if url.startswith("/"):
+        return "unix://" + url
+    return url
+
+
+def is_own_address(server: Address, listen: Address) -> bool:
+    """Would forwarding to ``server`` send the query back to dnscock itself?"""
+    if server.port != listen.port:
+        return False
+    if server.host == listen.host:
+        return True
+    wildcard = listen.host in ("", "0.0.0.0", "::")
+    address = ipaddress.ip_address(server.host)
+    return wildcard and (address.is_loopback or address.is_unspecified)
+
+
+# -- the parser --
+
+
+class _Parser(configargparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line that names the option, exit code 2 (as argparse), no usage dump.
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _option(parser: _Parser, name: str, help_text: str, **kwargs) -> None:
+    """Adds ``-name``, ``--name``, ``DNSCOCK_NAME`` and the config key ``name``."""
+    env_var = ENV_PREFIX + name.upper().replace("-", "_")
+    parser.add_argument(f"-{name}", f"--{name}", env_var=env_var, help=f"{help_text} (default: %(default)s)", **kwargs)
+
+
+def _flag(parser: _Parser, name: str, help_text: str, default: bool) -> None:
+    # nargs="?" takes the Go forms -debug, -debug=true, -debug=false and --debug.
+    _option(parser, name, help_text, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL")
+
+
+def build_parser(environ: dict[str, str]) -> _Parser:
+    parser = _Parser(
+        prog="dnscock",
+        description="DNS server for automatic Docker container discovery.",
+        add_help=False,
+        allow_abbrev=False,
+        default_config_files=[DEFAULT_CONFIG_FILE],
+        ignore_unknown_config_file_keys=False,
+        args_for_setting_config_path=[],
+    )
+    parser.add_argument("-h", "-help", "--help", action="help", help="show this message and exit")
+    parser.add_argument(
+        "-version", "--version", action="version", version=f"dnscock {__version__}",
+        help="print the version and exit",
+    )
+    parser.add_argument(
+        "-config", "--config", is_config_file=True, env_var="DNSCOCK_CONFIG", metavar="FILE",
+        help=f"read options from this file of 'name = value' lines (default: {DEFAULT_CONFIG_FILE} when present)",
+    )
+    _option(parser, "dns", "listen for DNS requests on this address", type=parse_listen, default=":53", metavar="ADDR")
+    _option(
+        parser, "docker", "Docker engine to watch (unix:///path or tcp://host:port)",
+        type=normalize_docker_url, default=environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL, metavar="URL",
+    )
+    _option(parser, "domain", "domain that is appended to all local names", type=parse_domain, default="docker")
+    _option(parser, "environment", "optional context before the domain suffix", type=parse_environment, default="")
+    _option(
+        parser, "nameserver",
+        "DNS server(s) for unmatched requests: host[:port], comma-separated or repeated, or resolv.conf / a path",
+        type=parse_nameservers, action="append", default=None, metavar="ADDR",
+    )
+    _option(parser, "ttl", "TTL in seconds of local answers", type=parse_ttl, default=0, metavar="SECONDS")
+    _flag(parser, "debug", "log every query and its answer", default=False)
+    _flag(parser, "verbose", "log containers added and removed, and engine (dis)connects", default=True)
+    _option(parser, "timeout", "seconds to wait for an upstream answer before SERVFAIL",
+            type=parse_seconds, default=2.0, metavar="SECONDS")
+    _option(parser, "forward-pool", "most queries forwarded at once; more get SERVFAIL at once",
+            type=parse_count, default=1000, metavar="N")
+    _option(parser, "sync-timeout", "seconds a local query waits for the first sync with the engine",
+            type=parse_seconds, default=3.0, metavar="SECONDS")
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Parses options; on a bad value prints one line naming the option and exits with code 2."""
+    environ = dict(os.environ if environ is None else environ)
+    parser = build_parser(environ)
+    args = parser.parse_args(args=list(sys.argv[1:] if argv is None else argv), env_vars=environ)
+    nameservers = [server for group in (args.nameserver or []) for server in group]
+    if not nameservers:
+        nameservers = [Address("8.8.8.8", 53)]
+    nameservers = [server for server in dict.fromkeys(nameservers) if not is_own_address(server, args.dns)]
+    if not nameservers:
+        parser.error(f"argument -nameserver/--nameserver: only dnscock's own address {args.dns} was given")
+    return Config(
+        listen=args.dns,
+        docker_url=args.docker,
+        domain=args.domain,
+        environment=args.environment,
+        nameservers=tuple(nameservers),
+        ttl=args.ttl,
+        debug=args.debug,
+        verbose=args.verbose,
+        timeout=args.timeout,
+        forward_pool=args.forward_pool,
+        sync_timeout=args.sync_timeout,
+    )

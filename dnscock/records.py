@@ -1,0 +1,195 @@
+"""``Record`` (one container's DNS facts) and ``RecordStore``, the table the resolver reads.
+
+The store is keyed by container id and indexed for lookups whose cost grows
+with the number of labels in the query, not with the number of containers:
+
+* a trie over each record's labels, read right to left, answers dnscock's
+  prefix matching (a query may leave labels out on the left, may carry extra
+  labels on the left, and ``*`` matches any one label);
+* a dict answers aliases, which match their exact name only.
+
+Every change bumps ``generation`` and wakes the greenlets waiting in
+``wait_changed``; ``synced`` is set once the first full listing is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import gevent.event
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What dnscock serves for one container."""
+
+    id: str
+    container: str  # the container's name as Docker shows it, for logs
+    labels: tuple[str, ...]  # <container-name>.<image-name> labels, lower case, without the zone
+    aliases: tuple[str, ...] = ()  # full names, lower case, without a trailing dot
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    ttl: int | None = None  # None: the -ttl option
+    image: str = ""  # the image reference the container was created with
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class _Node:
+    __slots__ = ("children", "terminal", "subtree")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.terminal: set[str] = set()  # ids of records whose labels end here
+        self.subtree: set[str] = set()  # ids of records at or below this node
+
+
+class _Index:
+    """The lookup structures for one set of records."""
+
+    __slots__ = ("root", "aliases")
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self.aliases: dict[str, set[str]] = {}
+
+    def add(self, record: Record) -> None:
+        node = self.root
+        node.subtree.add(record.id)
+        for label in reversed(record.labels):
+            node = node.children.setdefault(label, _Node())
+            node.subtree.add(record.id)
+        node.terminal.add(record.id)
+        for alias in record.aliases:
+            self.aliases.setdefault(alias, set()).add(record.id)
+
+    def discard(self, record: Record) -> None:
+        path = [self.root]
+        for label in reversed(record.labels):
+            child = path[-1].children.get(label)
+            if child is None:
+                break
+            path.append(child)
+        else:
+            path[-1].terminal.discard(record.id)
+        for depth in range(len(path) - 1, -1, -1):
+            node = path[depth]
+            node.subtree.discard(record.id)
+            if depth and not node.subtree:
+                del path[depth - 1].children[record.labels[len(record.labels) - depth]]
+        for alias in record.aliases:
+            ids = self.aliases.get(alias)
+            if ids is not None:
+                ids.discard(record.id)
+                if not ids:
+                    del self.aliases[alias]
+
+    def match(self, labels: tuple[str, ...]) -> set[str]:
+        found: set[str] = set()
+        _walk(self.root, labels, len(labels) - 1, found)
+        return found
+
+
+def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None:
+    """Collects the ids of records whose labels the query ``labels[:i+1]`` matches."""
+    while True:
+        if i < 0:  # the query ran out of labels: everything below matches
+            found |= node.subtree
+            return
+        found |= node.terminal  # extra labels on the left of a full name match
+        label = labels[i]
+        if label == WILDCARD:
+            for child in node.children.values():
+                _walk(child, labels, i - 1, found)
+            return
+        next_node = node.children.get(label)
+        if next_node is None:
+            return
+        node = next_node
+        i -= 1
+
+
+class RecordStore:
+    """Records by container id, indexed for the resolver, with change signalling."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+        self._index = _Index()
+        self.generation = 0
+        self.synced = gevent.event.Event()
+        self.unavailable = False  # the watcher's word: the engine cannot be reached now
+        self._changed = gevent.event.Event()
+
+    # Updates run without a greenlet switch from start to end (no I/O in
+    # them), so a query never sees a half-applied change.
+
+    def put(self, record: Record) -> Record | None:
+        """Adds or replaces the record with ``record.id``; returns the one replaced."""
+        old = self._records.get(record.id)
+        if old == record:
+            return old
+        if old is not None:
+            self._index.discard(old)
+        self._records[record.id] = record
+        self._index.add(record)
+        self._bump()
+        return old
+
+    def remove(self, record_id: str) -> Record | None:
+        old = self._records.pop(record_id, None)
+        if old is not None:
+            self._index.discard(old)
+            self._bump()
+        return old
+
+    def replace_all(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+        """Swaps in a whole new table (a resync); returns (added or changed, removed)."""
+        fresh = {record.id: record for record in records}
+        index = _Index()
+        for record in fresh.values():
+            index.add(record)
+        added = [r for r in fresh.values() if self._records.get(r.id) != r]
+        removed = [r for r in self._records.values() if r.id not in fresh]
+        self._records, self._index = fresh, index
+        self.synced.set()
+        if added or removed:
+            self._bump()
+        return added, removed
+
+    def _bump(self) -> None:
+        self.generation += 1
+        changed, self._changed = self._changed, gevent.event.Event()
+        changed.set()
+
+    def wait_changed(self, timeout: float | None = None) -> bool:
+        """Blocks the calling greenlet until the next change; False on timeout."""
+        return self._changed.wait(timeout)
+
+    # Reads.
+
+    def get(self, record_id: str) -> Record | None:
+        return self._records.get(record_id)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(list(self._records.values()))
+
+    def match(self, labels: tuple[str, ...]) -> list[Record]:
+        """Records a query matches; ``labels`` are the query's labels left of the zone."""
+        return self._sorted(self._index.match(labels))
+
+    def by_alias(self, name: str) -> list[Record]:
+        """Records carrying the alias ``name`` (lower case, no trailing dot)."""
+        return self._sorted(self._index.aliases.get(name, ()))
+
+    def _sorted(self, ids: Iterable[str]) -> list[Record]:
+        records = [self._records[record_id] for record_id in ids]
+        records.sort(key=lambda record: (record.labels, record.id))
+        return records

@@ -1,0 +1,241 @@
+"""Queries -> replies: answered from the record store, or handed to the forwarder.
+
+``Resolver.resolve(query, respond)`` calls ``respond(reply_bytes)`` exactly
+once. Local answers are built at once, in the caller (the server's read
+loop), since they never wait. A query that must wait (forwarded upstream,
+or asked before the first sync with the engine) runs in a greenlet of a
+bounded pool; when the pool is full it gets SERVFAIL at once, so the read
+loop never blocks.
+
+Local answers follow RFC 1035 / 2308 / 4074: AA set; a name under the zone
+that matches nothing is NXDOMAIN, a name that matches but has no record of
+the asked type is NODATA (NOERROR, empty answer); both carry the zone's SOA
+in the authority section, whose minimum is the ``-ttl`` option.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent.pool
+from dnslib import AAAA, CLASS, EDNS0, OPCODE, QTYPE, RCODE, RR, SOA, A, DNSRecord
+
+from dnscock import wire
+from dnscock.config import Config
+from dnscock.dnsname import split_name
+from dnscock.records import Record, RecordStore
+from dnscock.upstream import Forwarder, UpstreamError
+
+log = logging.getLogger("dnscock.resolver")
+
+Respond = Callable[[bytes], None]
+
+UDP_PAYLOAD = 1232  # what dnscock advertises in EDNS0 (the DNS flag day 2020 value)
+CLASSIC_UDP_LIMIT = 512
+CLASS_IN, CLASS_ANY = 1, 255
+EDNS_VERSION = 0
+BADVERS = 16
+SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
+
+
+@dataclass(slots=True)
+class Query:
+    """One parsed query and how it came."""
+
+    raw: bytes
+    message: DNSRecord
+    tcp: bool = False
+
+
+class Resolver:
+    def __init__(self, config: Config, store: RecordStore, forwarder: Forwarder) -> None:
+        self.config = config
+        self.store = store
+        self.forwarder = forwarder
+        self.zone = split_name(config.zone)
+        self.pool = gevent.pool.Pool(config.forward_pool)
+        self._soa_mname = f"dnscock.{config.zone}."
+        self._soa_rname = f"hostmaster.{config.zone}."
+
+    # -- entry point --
+
+    def resolve(self, query: Query, respond: Respond) -> None:
+        reply = self.answer_now(query)
+        if reply is not None:
+            respond(reply)
+        elif self.pool.full():
+            log.warning("forward pool full (%d): SERVFAIL for %s", self.pool.size, query.message.q.qname)
+            respond(self._error(query, RCODE.SERVFAIL))
+        else:
+            self.pool.spawn(self._answer_later, query, respond)
+
+    def answer_now(self, query: Query) -> bytes | None:
+        """The reply when it can be given without waiting, else None."""
+        message = query.message
+        if message.header.opcode != OPCODE.QUERY:
+            return self._error(query, RCODE.NOTIMP)
+        if len(message.questions) != 1:
+            return self._error(query, RCODE.FORMERR)
+        edns = _edns(message)
+        if edns is not None and edns.edns_ver != EDNS_VERSION:
+            return self._reply_bytes(query, self._badvers(message))
+        labels = _labels(message)
+        local = self._is_local(labels)
+        if local and message.q.qclass not in (CLASS_IN, CLASS_ANY):
+            return self._error(query, RCODE.REFUSED)
+        if not self.store.synced.is_set():
+            if local and self.store.unavailable:
+                return self._error(query, RCODE.SERVFAIL)
+            return None  # wait for the first sync, or forward
+        reply = self._local_reply(message, labels, local)
+        return None if reply is None else self._reply_bytes(query, reply)
+
+    def _answer_later(self, query: Query, respond: Respond) -> None:
+        try:
+            respond(self._answer_waiting(query))
+        except Exception:  # never lose a query to a bug: answer SERVFAIL
+            log.exception("failed to answer %s", query.message.q.qname)
+            respond(self._error(query, RCODE.SERVFAIL))
+
+    def _answer_waiting(self, query: Query) -> bytes:
+        message = query.message
+        labels = _labels(message)
+        local = self._is_local(labels)
+        if local and not self.store.synced.is_set():
+            log.debug("%s waits for the first sync with the engine", message.q.qname)
+            if not self.store.synced.wait(self.config.sync_timeout):
+                log.warning("no sync with the engine yet: SERVFAIL for %s", message.q.qname)
+                return self._error(query, RCODE.SERVFAIL)
+        reply = self._local_reply(message, labels, local)
+        if reply is not None:
+            return self._reply_bytes(query, reply)
+        try:
+            answer = self.forwarder.forward(query.raw)
+        except UpstreamError as error:
+            log.warning("forwarding %s %s failed: %s", message.q.qname, QTYPE.get(message.q.qtype), error)
+            return self._error(query, RCODE.SERVFAIL)
+        log.debug("forwarded %s %s: %d bytes", message.q.qname, QTYPE.get(message.q.qtype), len(answer))
+        return answer
+
+    # -- local answers --
+
+    def _is_local(self, labels: tuple[str, ...]) -> bool:
+        zone = self.zone
+        return len(labels) >= len(zone) and labels[len(labels) - len(zone):] == zone
+
+    def _local_reply(self, message: DNSRecord, labels: tuple[str, ...], local: bool) -> DNSRecord | None:
+        """The reply from the store, or None when the name is not ours (forward it)."""
+        name = ".".join(labels)
+        aliased = self.store.by_alias(name)
+        if local:
+            records = self.store.match(labels[: len(labels) - len(self.zone)])
+            if aliased:
+                seen = {record.id for record in records}
+                records += [record for record in aliased if record.id not in seen]
+            soa_owner = self.config.zone
+        elif aliased:
+            records, soa_owner = aliased, name
+        else:
+            return None
+        reply = message.reply()
+        qtype = message.q.qtype
+        if not records:
+            reply.header.rcode = RCODE.NXDOMAIN
+        elif qtype == QTYPE.SOA and local and len(labels) == len(self.zone):
+            reply.add_answer(self._soa(soa_owner))
+        else:
+            for rr in self._address_records(message, records, qtype):
+                reply.add_answer(rr)
+        if not reply.rr:
+            reply.add_auth(self._soa(soa_owner))
+        log.debug(
+            "local %s %s: %s, %d records",
+            message.q.qname, QTYPE.get(qtype), RCODE.get(reply.header.rcode), len(reply.rr),
+        )
+        return reply
+
+    def _address_records(self, message: DNSRecord, records: list[Record], qtype: int) -> list[RR]:
+        want_v4 = qtype in (QTYPE.A, QTYPE.ANY)
+        want_v6 = qtype in (QTYPE.AAAA, QTYPE.ANY)
+        owner = message.q.qname  # echo the name as asked, case and all
+        answers: list[RR] = []
+        seen: set[str] = set()
+        for record in records:
+            ttl = self.config.ttl if record.ttl is None else record.ttl
+            for address in (record.ipv4 if want_v4 else ()):
+                if address not in seen:
+                    seen.add(address)
+                    answers.append(RR(owner, QTYPE.A, CLASS.IN, ttl, A(address)))
+            for address in (record.ipv6 if want_v6 else ()):
+                if address not in seen:
+                    seen.add(address)
+                    answers.append(RR(owner, QTYPE.AAAA, CLASS.IN, ttl, AAAA(address)))
+        return answers
+
+    def _soa(self, owner: str) -> RR:
+        ttl = self.config.ttl
+        serial = self.store.generation & 0xFFFFFFFF
+        times = (serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
+        return RR(owner + ".", QTYPE.SOA, CLASS.IN, ttl, SOA(self._soa_mname, self._soa_rname, times))
+
+    # -- packing --
+
+    def _reply_bytes(self, query: Query, reply: DNSRecord) -> bytes:
+        edns = _edns(query.message)
+        if edns is not None:
+            reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=reply.header.rcode >> 4))
+        data = reply.pack()
+        if query.tcp:
+            return data
+        limit = CLASSIC_UDP_LIMIT if edns is None else max(CLASSIC_UDP_LIMIT, min(edns.edns_len, UDP_PAYLOAD))
+        return data if len(data) <= limit else _truncate(reply, limit)
+
+    def _badvers(self, message: DNSRecord) -> DNSRecord:
+        reply = message.reply()
+        reply.header.rcode = BADVERS & 0xF
+        reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=BADVERS >> 4))
+        return reply
+
+    def _error(self, query: Query, rcode: int) -> bytes:
+        reply = query.message.reply()
+        reply.header.rcode = rcode
+        reply.header.aa = 0
+        return self._reply_bytes(query, reply)
+
+
+def _labels(message: DNSRecord) -> tuple[str, ...]:
+    # latin-1 keeps every octet; bytes.lower() folds ASCII letters only, as DNS does.
+    return tuple(label.lower().decode("latin-1") for label in message.q.qname.label)
+
+
+class _EdnsInfo:
+    __slots__ = ("edns_len", "edns_ver")
+
+    def __init__(self, edns_len: int, edns_ver: int) -> None:
+        self.edns_len, self.edns_ver = edns_len, edns_ver
+
+
+def _edns(message: DNSRecord) -> _EdnsInfo | None:
+    for rr in message.ar:
+        if rr.rtype == QTYPE.OPT:
+            # The OPT record's class is the payload size, its TTL holds the version.
+            return _EdnsInfo(rr.rclass, (rr.ttl >> 16) & 0xFF)
+    return None
+
+
+def _truncate(reply: DNSRecord, limit: int) -> bytes:
+    """Drops records from the end until the reply fits ``limit``, and sets TC (RFC 2181 §9)."""
+    reply.header.tc = 1
+    reply.auth = []
+    answers = list(reply.rr)
+    keep = len(answers)
+    while True:
+        reply.rr = answers[:keep]
+        data = reply.pack()
+        if len(data) <= limit or keep == 0:
+            return data
+        # Guess from the average record size, then step down one at a time.
+        average = max(1, len(data) // max(1, keep))
+        keep = max(0, min(keep - 1, keep - (len(data) - limit) // average))

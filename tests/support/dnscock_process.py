@@ -1,0 +1,110 @@
+"""Run the real ``python -m dnscock`` in a subprocess on a loopback port chosen by the kernel.
+
+The server binds port 0 and logs ``listening on udp HOST:PORT``; the port is
+read from that line, so there is no race for a port and no sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+
+ROOT = Path(__file__).resolve().parents[2]
+_LISTENING = re.compile(r"listening on udp (\S+):(\d+)")
+
+
+class DnscockProcess:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, start_timeout: float = 15.0) -> None:
+        environ = {key: value for key, value in os.environ.items()
+                   if not key.startswith("DNSCOCK_") and key != "DOCKER_HOST"}
+        environ.update(env or {})
+        environ["PYTHONUNBUFFERED"] = "1"
+        self.args = list(args)
+        self.lines: list[str] = []
+        self._eof = False
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dnscock", *args],
+            cwd=ROOT, env=environ, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        match = self.wait_for_log(_LISTENING, start_timeout)
+        self.host = match.group(1).strip("[]")
+        if self.host in ("::", "0.0.0.0"):
+            self.host = "127.0.0.1"
+        self.port = int(match.group(2))
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def wait_for_log(self, pattern: str | re.Pattern, timeout: float = 10.0, start: int = 0) -> re.Match:
+        """Waits for a log line matching ``pattern`` (from line ``start`` on)."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[start:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    raise AssertionError(f"no log line matching {regex.pattern!r}; log:\n" + self.log())
+                self._changed.wait(min(remaining, 0.2))
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 5.0,
+              **make_kwargs) -> dns.message.Message:
+        message = dns.message.make_query(name, rdtype, **make_kwargs)
+        ask = dns.query.tcp if tcp else dns.query.udp
+        return ask(message, self.host, port=self.port, timeout=timeout)
+
+    def addresses(self, name: str, rdtype: str = "A") -> list[str]:
+        """The sorted addresses in the answer (an empty list for NXDOMAIN or NODATA)."""
+        reply = self.query(name, rdtype)
+        return sorted(rr.address for rrset in reply.answer for rr in rrset)
+
+    def wait_for_answer(self, name: str, predicate, timeout: float = 10.0, rdtype: str = "A"):
+        """Queries until ``predicate(reply)`` holds: the engine's events arrive asynchronously."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.query(name, rdtype)
+            if predicate(reply):
+                return reply
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} {rdtype}: last reply did not satisfy the condition:\n{reply}\nlog:\n{self.log()}")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def rcode(reply: dns.message.Message) -> str:
+    return dns.rcode.to_text(reply.rcode())
