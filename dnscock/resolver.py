@@ -80,7 +80,9 @@ class Resolver:
             return self._error(query, RCODE.FORMERR)
         edns = _edns(message)
         if edns is not None and edns.edns_ver != EDNS_VERSION:
-            return self._reply_bytes(query, self._badvers(message))
+            reply = message.reply()
+            reply.header.rcode = BADVERS & 0xF  # the upper 8 bits go in the OPT record
+            return self._reply_bytes(query, reply, extended_rcode=BADVERS >> 4)
         labels = _labels(message)
         local = self._is_local(labels)
         if local and message.q.qclass not in (CLASS_IN, CLASS_ANY):
@@ -182,21 +184,15 @@ class Resolver:
 
     # -- packing --
 
-    def _reply_bytes(self, query: Query, reply: DNSRecord) -> bytes:
+    def _reply_bytes(self, query: Query, reply: DNSRecord, extended_rcode: int = 0) -> bytes:
         edns = _edns(query.message)
         if edns is not None:
-            reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=reply.header.rcode >> 4))
-        data = reply.pack()
+            reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=extended_rcode))
+        data = bytes(reply.pack())
         if query.tcp:
             return data
         limit = CLASSIC_UDP_LIMIT if edns is None else max(CLASSIC_UDP_LIMIT, min(edns.edns_len, UDP_PAYLOAD))
         return data if len(data) <= limit else _truncate(reply, limit)
-
-    def _badvers(self, message: DNSRecord) -> DNSRecord:
-        reply = message.reply()
-        reply.header.rcode = BADVERS & 0xF
-        reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=BADVERS >> 4))
-        return reply
 
     def _error(self, query: Query, rcode: int) -> bytes:
         reply = query.message.reply()
@@ -233,7 +229,7 @@ def _truncate(reply: DNSRecord, limit: int) -> bytes:
     keep = len(answers)
     while True:
         reply.rr = answers[:keep]
-        data = reply.pack()
+        data = bytes(reply.pack())
         if len(data) <= limit or keep == 0:
             return data
         # Guess from the average record size, then step down one at a time.

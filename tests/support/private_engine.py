@@ -162,6 +162,9 @@ class PrivateEngine:
             time.sleep(0.05)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        # Where nothing reaps orphans, the dead containerd stays a zombie that kill(pid, 0)
+        # still finds; dockerd would then wait for it on its old socket. Forget it.
+        pid_file.unlink(missing_ok=True)
 
     # -- use --
 
@@ -172,7 +175,12 @@ class PrivateEngine:
         return self._client
 
     def ensure_image(self, reference: str) -> None:
-        """Imports the busybox image once, then tags it as ``reference``."""
+        """Imports the busybox image once, then tags it as ``reference`` (unless it exists)."""
+        try:
+            self.client.images.get(reference)
+            return
+        except docker.errors.ImageNotFound:
+            pass
         try:
             self.client.images.get(BUSYBOX_IMAGE)
         except docker.errors.ImageNotFound:

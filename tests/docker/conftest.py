@@ -1,0 +1,65 @@
+"""A private Docker engine for the tests in this folder (see tests/support/private_engine.py).
+
+Outside CI the tests skip, with the reason, when no engine can be started
+here (not root, docker.io missing); in CI (``CI`` set) that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.private_engine import EngineUnavailable, PrivateEngine
+
+
+def start_engine(prefix: str) -> PrivateEngine:
+    # Short paths: the engine's unix sockets live under its exec root (108-byte limit).
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    engine = PrivateEngine(root)
+    try:
+        engine.start()
+    except EngineUnavailable as error:
+        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("CI"):
+            pytest.fail(f"no private Docker engine in CI: {error}")
+        pytest.skip(f"no private Docker engine here: {error}")
+    return engine
+
+
+def stop_engine(engine: PrivateEngine) -> None:
+    engine.stop()
+    shutil.rmtree(engine.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    engine = start_engine("dck-")
+    yield engine
+    stop_engine(engine)
+
+
+@pytest.fixture
+def docker_env(engine):
+    """The shared engine, emptied of containers and extra networks after each test."""
+    yield engine
+    for container in engine.client.containers.list(all=True):
+        container.remove(force=True)
+    for network in engine.client.networks.list():
+        if network.name not in ("bridge", "host", "none"):
+            network.remove()
+
+
+@pytest.fixture
+def dnscock_for(start_dnscock, upstream):
+    """Starts dnscock watching ``engine`` with the fake upstream, once synced."""
+
+    def start(engine: PrivateEngine, *args: str, env: dict[str, str] | None = None):
+        process = start_dnscock(f"-docker={engine.url}", f"-nameserver={upstream.address}", *args, env=env)
+        process.wait_for_log("connected to the Docker engine")
+        return process
+
+    return start

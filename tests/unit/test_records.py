@@ -1,0 +1,84 @@
+"""RecordStore: the index answers exactly what the matching rule says, and signals changes."""
+
+from __future__ import annotations
+
+import gevent
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnscock.naming import matches
+from dnscock.records import Record, RecordStore
+
+LABELS = st.sampled_from(["a", "b", "redis", "web", "x"])
+
+
+def record(rid: str, *labels: str, aliases=(), ipv4=("10.0.0.1",)) -> Record:
+    return Record(id=rid, container=rid, labels=tuple(labels), aliases=tuple(aliases), ipv4=tuple(ipv4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(st.lists(LABELS, min_size=0, max_size=3), min_size=0, max_size=8),
+    query=st.lists(st.one_of(LABELS, st.just("*")), max_size=4),
+    removed=st.sets(st.integers(min_value=0, max_value=7)),
+)
+def test_index_agrees_with_the_matching_rule(names, query, removed):
+    store = RecordStore()
+    records = [record(f"id{i}", *labels) for i, labels in enumerate(names)]
+    for r in records:
+        store.put(r)
+    for i in removed:
+        if i < len(records):
+            store.remove(records[i].id)
+    alive = [r for i, r in enumerate(records) if i not in removed]
+    expected = {r.id for r in alive if matches(tuple(query), r.labels)}
+    assert {r.id for r in store.match(tuple(query))} == expected
+
+
+def test_put_replaces_and_remove_prunes():
+    store = RecordStore()
+    store.put(record("1", "redis1", "redis"))
+    store.put(record("1", "renamed", "redis"))
+    assert [r.id for r in store.match(("renamed", "redis"))] == ["1"]
+    assert store.match(("redis1", "redis")) == []
+    store.remove("1")
+    assert store.match(()) == []
+    assert len(store) == 0
+    assert store._index.root.children == {}
+
+
+def test_aliases_are_exact_names():
+    store = RecordStore()
+    store.put(record("1", "one", aliases=("web.example",)))
+    store.put(record("2", "two", aliases=("web.example", "two.example")))
+    assert [r.id for r in store.by_alias("web.example")] == ["1", "2"]
+    assert store.by_alias("example") == []
+    store.remove("1")
+    assert [r.id for r in store.by_alias("web.example")] == ["2"]
+    store.remove("2")
+    assert store._index.aliases == {}
+
+
+def test_replace_all_reports_the_difference_and_sets_synced():
+    store = RecordStore()
+    assert not store.synced.is_set()
+    store.put(record("old", "old"))
+    store.put(record("same", "same"))
+    added, removed = store.replace_all([record("same", "same"), record("new", "new")])
+    assert [r.id for r in added] == ["new"]
+    assert [r.id for r in removed] == ["old"]
+    assert store.synced.is_set()
+    assert [r.id for r in store.match(())] == ["new", "same"]
+
+
+def test_changes_bump_the_generation_and_wake_waiters():
+    store = RecordStore()
+    generation = store.generation
+    waiter = gevent.spawn(store.wait_changed, 5)
+    gevent.sleep(0)
+    store.put(record("1", "one"))
+    assert waiter.get(timeout=5) is True
+    assert store.generation == generation + 1
+    store.put(record("1", "one"))  # the same record again: no change
+    assert store.generation == generation + 1
+    assert store.wait_changed(0.01) is False
