@@ -1,4 +1,8 @@
-"""Entry point: ``python -m dnscock``. Patches the standard library for gevent first."""
+"""Entry point: ``python -m dnscock`` (and the ``dnscock`` console script).
+
+gevent's monkey-patching comes first, before anything imports ``socket``,
+so that docker-py's blocking calls yield to the DNS greenlets.
+"""
 
 from gevent import monkey
 
@@ -8,5 +12,10 @@ import sys  # noqa: E402
 
 from dnscock.app import main  # noqa: E402
 
-if __name__ == "__main__":
+
+def run() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

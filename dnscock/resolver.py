@@ -99,7 +99,9 @@ class Resolver:
             respond(self._answer_waiting(query))
         except Exception:  # never lose a query to a bug: answer SERVFAIL
             log.exception("failed to answer %s", query.message.q.qname)
-            respond(self._error(query, RCODE.SERVFAIL))
+            reply = wire.error_reply(query.raw, wire.RCODE_SERVFAIL)
+            if reply is not None:
+                respond(reply)
 
     def _answer_waiting(self, query: Query) -> bytes:
         message = query.message
@@ -159,21 +161,18 @@ class Resolver:
         return reply
 
     def _address_records(self, message: DNSRecord, records: list[Record], qtype: int) -> list[RR]:
-        want_v4 = qtype in (QTYPE.A, QTYPE.ANY)
-        want_v6 = qtype in (QTYPE.AAAA, QTYPE.ANY)
         owner = message.q.qname  # echo the name as asked, case and all
         answers: list[RR] = []
-        seen: set[str] = set()
-        for record in records:
-            ttl = self.config.ttl if record.ttl is None else record.ttl
-            for address in (record.ipv4 if want_v4 else ()):
-                if address not in seen:
-                    seen.add(address)
-                    answers.append(RR(owner, QTYPE.A, CLASS.IN, ttl, A(address)))
-            for address in (record.ipv6 if want_v6 else ()):
-                if address not in seen:
-                    seen.add(address)
-                    answers.append(RR(owner, QTYPE.AAAA, CLASS.IN, ttl, AAAA(address)))
+        for rtype, rdata, field in ((QTYPE.A, A, "ipv4"), (QTYPE.AAAA, AAAA, "ipv6")):
+            if qtype not in (rtype, QTYPE.ANY):
+                continue
+            contributing = [record for record in records if getattr(record, field)]
+            if not contributing:
+                continue
+            # One RRset has one TTL (RFC 2181 §5.2): the lowest of the containers in it.
+            ttl = min(self.config.ttl if record.ttl is None else record.ttl for record in contributing)
+            addresses = dict.fromkeys(address for record in contributing for address in getattr(record, field))
+            answers += [RR(owner, rtype, CLASS.IN, ttl, rdata(address)) for address in addresses]
         return answers
 
     def _soa(self, owner: str) -> RR:

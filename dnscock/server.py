@@ -52,10 +52,17 @@ def bound_address(sock: socket.socket) -> Address:
 
 
 def parse_query(data: bytes) -> DNSRecord | None:
+    """The parsed message, or None when it breaks RFC 1035's rules."""
     try:
-        return DNSRecord.parse(data)
+        message = DNSRecord.parse(data)
     except Exception:  # dnslib raises several kinds on malformed input
         return None
+    # dnslib reads labels longer than 63 octets (and so names over 255) without complaint.
+    for question in message.questions:
+        labels = question.qname.label
+        if any(len(label) > 63 for label in labels) or sum(len(label) + 1 for label in labels) + 1 > 255:
+            return None
+    return message
 
 
 class UdpServer(DatagramServer):
