@@ -15,7 +15,7 @@ from dnscock.config import Config, load_config
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver
-from dnscock.server import UdpServer, bind_udp, bound_address
+from dnscock.server import TcpServer, UdpServer, bind_pair, bound_address
 from dnscock.upstream import Forwarder
 
 log = logging.getLogger("dnscock")
@@ -43,13 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     forwarder = Forwarder(config.nameservers, config.timeout)
     resolver = Resolver(config, store, forwarder)
     try:
-        udp_socket = bind_udp(config.listen)
+        udp_socket, tcp_socket = bind_pair(config.listen)
     except OSError as error:
         log.error("cannot listen on %s: %s", config.listen, error.strerror or error)
         return 1
-    udp = UdpServer(udp_socket, resolver)
-    udp.start()
-    log.info("listening on udp %s", bound_address(udp_socket))
+    servers = [
+        UdpServer(udp_socket, resolver),
+        TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
+    ]
+    for server in servers:
+        server.start()
+    log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
 
     watcher = DockerWatcher(config.docker_url, store, config.zone)
     watcher.start()
@@ -59,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         gevent.signal_handler(signum, stopping.set)
     stopping.wait()
     log.info("stopping")
-    udp.stop(timeout=1)
+    for server in servers:
+        server.stop(timeout=1)
     watcher.stop()
     forwarder.close()
     return 0

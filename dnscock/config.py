@@ -49,6 +49,9 @@ class Config:
     timeout: float
     forward_pool: int
     sync_timeout: float
+    udp_payload: int
+    tcp_idle_timeout: float
+    tcp_connections: int
 
     @property
     def zone(self) -> str:
@@ -189,6 +192,12 @@ parse_seconds = _positive(float, "number of seconds")
 parse_count = _positive(int, "whole number")
 
 
+def parse_udp_payload(text: str) -> int:
+    if not text.strip().isdigit() or not 512 <= int(text) <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes from 512 to 4096")
+    return int(text)
+
+
 def normalize_docker_url(url: str) -> str:
     """The Go program's default ``unix://var/run/docker.sock`` meant an absolute path."""
     url = url.strip()
@@ -271,6 +280,12 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_count, default=1000, metavar="N")
     _option(parser, "sync-timeout", "seconds a local query waits for the first sync with the engine",
             type=parse_seconds, default=3.0, metavar="SECONDS")
+    _option(parser, "udp-payload", "largest UDP reply dnscock offers in EDNS0 (512 to 4096 bytes)",
+             type=parse_udp_payload, default=1232, metavar="BYTES")
+    _option(parser, "tcp-idle-timeout", "seconds an idle DNS-over-TCP connection stays open",
+            type=parse_seconds, default=10.0, metavar="SECONDS")
+    _option(parser, "tcp-connections", "most DNS-over-TCP connections served at once; more wait",
+            type=parse_count, default=256, metavar="N")
     return parser
 
 
@@ -297,4 +312,7 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         timeout=args.timeout,
         forward_pool=args.forward_pool,
         sync_timeout=args.sync_timeout,
+        udp_payload=args.udp_payload,
+        tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_connections=args.tcp_connections,
     )

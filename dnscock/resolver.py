@@ -32,8 +32,8 @@ log = logging.getLogger("dnscock.resolver")
 
 Respond = Callable[[bytes], None]
 
-UDP_PAYLOAD = 1232  # what dnscock advertises in EDNS0 (the DNS flag day 2020 value)
 CLASSIC_UDP_LIMIT = 512
+TCP_LIMIT = 65535  # a TCP message's length is a 16-bit number
 CLASS_IN, CLASS_ANY = 1, 255
 EDNS_VERSION = 0
 BADVERS = 16
@@ -186,12 +186,19 @@ class Resolver:
     def _reply_bytes(self, query: Query, reply: DNSRecord, extended_rcode: int = 0) -> bytes:
         edns = _edns(query.message)
         if edns is not None:
-            reply.add_ar(EDNS0(udp_len=UDP_PAYLOAD, ext_rcode=extended_rcode))
+            reply.add_ar(EDNS0(udp_len=self.config.udp_payload, ext_rcode=extended_rcode))
         data = bytes(reply.pack())
-        if query.tcp:
-            return data
-        limit = CLASSIC_UDP_LIMIT if edns is None else max(CLASSIC_UDP_LIMIT, min(edns.edns_len, UDP_PAYLOAD))
+        limit = self.reply_limit(query)
         return data if len(data) <= limit else _truncate(reply, limit)
+
+    def reply_limit(self, query: Query) -> int:
+        """The most bytes a reply may have: 512 for UDP without EDNS0 (RFC 1035), else what both sides allow."""
+        if query.tcp:
+            return TCP_LIMIT
+        edns = _edns(query.message)
+        if edns is None:
+            return CLASSIC_UDP_LIMIT
+        return max(CLASSIC_UDP_LIMIT, min(edns.edns_len, self.config.udp_payload))
 
     def _error(self, query: Query, rcode: int) -> bytes:
         reply = query.message.reply()

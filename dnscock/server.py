@@ -3,6 +3,10 @@
 The datagram server calls ``handle`` inside its read loop (``spawn=None``):
 the resolver answers local names at once and runs whatever must wait in
 greenlets of its own bounded pool, so a handler never blocks the loop.
+
+The stream server (RFC 7766) serves each connection in a greenlet from a
+bounded pool: 2-byte length framing, several queries per connection whose
+answers may go back out of order, and an idle timeout.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import logging
 import socket
 from functools import partial
 
+import gevent
+import gevent.event
+import gevent.lock
 from dnslib import QTYPE, DNSRecord
-from gevent.server import DatagramServer
+from gevent.server import DatagramServer, StreamServer
 
 from dnscock import wire
 from dnscock.config import Address
@@ -27,14 +34,39 @@ def _family(host: str) -> socket.AddressFamily:
 
 def bind_udp(address: Address) -> socket.socket:
     """A bound UDP socket; host "" is every address, IPv6 and IPv4 when the host has IPv6."""
+    return _bind(address, socket.SOCK_DGRAM)
+
+
+def bind_tcp(address: Address, backlog: int = 128) -> socket.socket:
+    sock = _bind(address, socket.SOCK_STREAM)
+    sock.listen(backlog)
+    return sock
+
+
+def bind_pair(address: Address, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on the same port; with port 0, one the kernel picks free for both."""
+    for _ in range(attempts if address.port == 0 else 1):
+        udp = bind_udp(address)
+        try:
+            return udp, bind_tcp(Address(address.host, bound_address(udp).port))
+        except OSError:
+            udp.close()
+            if address.port != 0:
+                raise
+    raise OSError(f"no port free for both UDP and TCP after {attempts} tries")
+
+
+def _bind(address: Address, kind: socket.SocketKind) -> socket.socket:
     if address.host:
         candidates = [(_family(address.host), address.host)]
     else:
         candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
     error: OSError | None = None
     for family, host in candidates:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = socket.socket(family, kind)
         try:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and host == "::":
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((host, address.port))
@@ -96,3 +128,85 @@ class UdpServer(DatagramServer):
             self.socket.sendto(reply, address)
         except OSError as error:
             log.debug("cannot send a reply to %s: %s", address[0], error)
+
+
+class TcpServer(StreamServer):
+    """DNS over TCP (RFC 7766)."""
+
+    def __init__(self, sock: socket.socket, resolver: Resolver, idle_timeout: float, max_connections: int) -> None:
+        # A pool as spawn: past max_connections, new connections wait in the backlog.
+        super().__init__(sock, spawn=max_connections)
+        self.resolver = resolver
+        self.idle_timeout = idle_timeout
+
+    def handle(self, conn: socket.socket, address: tuple) -> None:
+        connection = _TcpConnection(conn, address, self.resolver, self.idle_timeout)
+        try:
+            connection.serve()
+        except Exception:
+            log.exception("failed to serve a TCP connection from %s", address[0])
+        finally:
+            conn.close()
+
+
+class _TcpConnection:
+    def __init__(self, conn: socket.socket, address: tuple, resolver: Resolver, idle_timeout: float) -> None:
+        self.conn, self.address, self.resolver, self.idle_timeout = conn, address, resolver, idle_timeout
+        self.write_lock = gevent.lock.Semaphore()
+        self.in_flight = 0
+        self.drained = gevent.event.Event()
+        self.drained.set()
+
+    def serve(self) -> None:
+        self.conn.settimeout(self.idle_timeout)
+        while True:
+            try:
+                data = self._read_message()
+            except (TimeoutError, OSError):
+                data = None
+            if data is None:
+                break
+            message = parse_query(data)
+            if message is None:
+                reply = wire.error_reply(data, wire.RCODE_FORMERR)
+                if reply is None:
+                    break
+                self.send(reply)
+                continue
+            if message.header.qr:
+                continue
+            log.debug("query %s %s from %s over tcp", message.q.qname, QTYPE.get(message.q.qtype), self.address[0])
+            self.in_flight += 1
+            self.drained.clear()
+            self.resolver.resolve(Query(data, message, tcp=True), self._respond)
+        # The client may have sent its last query and half-closed: answer what is in flight.
+        self.drained.wait(self.idle_timeout)
+
+    def _read_message(self) -> bytes | None:
+        header = self._read_exactly(2)
+        if header is None:
+            return None
+        return self._read_exactly(int.from_bytes(header, "big"))
+
+    def _read_exactly(self, size: int) -> bytes | None:
+        chunks, remaining = [], size
+        while remaining:
+            chunk = self.conn.recv(remaining)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _respond(self, reply: bytes) -> None:
+        self.send(reply)
+        self.in_flight -= 1
+        if not self.in_flight:
+            self.drained.set()
+
+    def send(self, reply: bytes) -> None:
+        with self.write_lock:
+            try:
+                self.conn.sendall(len(reply).to_bytes(2, "big") + reply)
+            except OSError as error:
+                log.debug("cannot send a TCP reply to %s: %s", self.address[0], error)

@@ -20,7 +20,7 @@ import dns.query
 import dns.rcode
 
 ROOT = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"listening on udp (\S+):(\d+)")
+_LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
 
 
 class DnscockProcess:
