@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              ", ".join(str(server) for server in config.nameservers))
 
     store = RecordStore()
-    forwarder = Forwarder(config.nameservers, config.timeout)
+    forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails)
     resolver = Resolver(config, store, forwarder)
     try:
         udp_socket, tcp_socket = bind_pair(config.listen)

@@ -52,6 +52,7 @@ class Config:
     udp_payload: int
     tcp_idle_timeout: float
     tcp_connections: int
+    max_fails: int
 
     @property
     def zone(self) -> str:
@@ -188,6 +189,12 @@ def _positive(kind: type[int] | type[float], unit: str):
     return parse
 
 
+def parse_whole(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0 or more)")
+    return int(text)
+
+
 parse_seconds = _positive(float, "number of seconds")
 parse_count = _positive(int, "whole number")
 
@@ -286,6 +293,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_seconds, default=10.0, metavar="SECONDS")
     _option(parser, "tcp-connections", "most DNS-over-TCP connections served at once; more wait",
             type=parse_count, default=256, metavar="N")
+    _option(parser, "max-fails", "unanswered queries in a row after which an upstream is skipped "
+            "until a background probe gets an answer (0: never skip)", type=parse_whole, default=3, metavar="N")
     return parser
 
 
@@ -315,4 +324,5 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         udp_payload=args.udp_payload,
         tcp_idle_timeout=args.tcp_idle_timeout,
         tcp_connections=args.tcp_connections,
+        max_fails=args.max_fails,
     )

@@ -116,11 +116,19 @@ class Resolver:
         if reply is not None:
             return self._reply_bytes(query, reply)
         try:
-            answer = self.forwarder.forward(query.raw)
+            answer = self.forwarder.forward(query.raw, query.tcp)
         except UpstreamError as error:
             log.warning("forwarding %s %s failed: %s", message.q.qname, QTYPE.get(message.q.qtype), error)
             return self._error(query, RCODE.SERVFAIL)
-        log.debug("forwarded %s %s: %d bytes", message.q.qname, QTYPE.get(message.q.qtype), len(answer))
+        log.debug("forwarded %s %s: %s, %d bytes", message.q.qname, QTYPE.get(message.q.qtype),
+                  RCODE.get(wire.rcode(answer)), len(answer))
+        if len(answer) > self.reply_limit(query):
+            # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
+            reply = message.reply()
+            reply.header.tc = 1
+            reply.header.aa = 0
+            reply.header.rcode = wire.rcode(answer)
+            return self._reply_bytes(query, reply)
         return answer
 
     # -- local answers --

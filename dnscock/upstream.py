@@ -9,7 +9,10 @@ connected), with a pending id and the question that was asked.
 Nameservers are tried in order within the overall timeout. No answer, an
 unreadable answer or FORMERR / SERVFAIL / NOTIMP / REFUSED from one of
 them moves on to the next; when none gives an answer, ``forward`` raises
-``UpstreamError`` and the resolver answers SERVFAIL.
+``UpstreamError`` and the resolver answers SERVFAIL. An upstream that gave
+no answer ``max_fails`` times in a row is skipped until a background probe
+(one at a time) gets an answer from it. A truncated UDP answer is asked
+again over TCP, as is every query that came by TCP.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import gevent
 import gevent.event
 from gevent import socket as gsocket
 
+from dnslib import DNSRecord
+
 from dnscock import wire
 from dnscock.config import Address
 from dnscock.errors import DnscockError
@@ -33,6 +38,8 @@ log = logging.getLogger("dnscock.upstream")
 # Upstream answers that mean "this server failed", not "this is the answer".
 _FAILURE_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
 _MAX_MESSAGE = 65535
+PROBE_QUERY = bytes(DNSRecord.question(".", "NS").pack())
+PROBE_FIRST, PROBE_MAX = 0.5, 30.0
 
 
 class UpstreamError(DnscockError):
@@ -104,42 +111,135 @@ class _UdpChannel:
         self._socket.close()
 
 
+class Upstream:
+    """One upstream nameserver: how to ask it (UDP, TCP) and whether it seems alive."""
+
+    def __init__(self, address: Address, max_fails: int, probe_timeout: float) -> None:
+        self.address = address
+        self.max_fails = max_fails
+        self.probe_timeout = probe_timeout
+        self.fails = 0  # failed queries in a row
+        self.down = False
+        self._udp: _UdpChannel | None = None
+        self._probe: gevent.Greenlet | None = None
+
+    def ask(self, query: bytes, timeout: float, tcp: bool) -> bytes:
+        deadline = time.monotonic() + timeout
+        if not tcp:
+            reply = self._channel().ask(query, timeout)
+            if not reply[2] & 0x02:  # TC clear: the whole answer came by UDP
+                return reply
+            log.debug("upstream %s: truncated UDP answer, asking again over TCP", self.address)
+        return self._ask_tcp(query, max(0.0, deadline - time.monotonic()))
+
+    def _channel(self) -> _UdpChannel:
+        if self._udp is None:
+            self._udp = _UdpChannel(self.address)
+        return self._udp
+
+    def _ask_tcp(self, query: bytes, timeout: float) -> bytes:
+        try:
+            with gevent.Timeout(timeout):
+                conn = gsocket.create_connection((self.address.host, self.address.port))
+                try:
+                    conn.sendall(len(query).to_bytes(2, "big") + query)
+                    length = int.from_bytes(_read_exactly(conn, 2), "big")
+                    reply = _read_exactly(conn, length)
+                finally:
+                    conn.close()
+        except gevent.Timeout:
+            raise UpstreamError(f"{self.address}: no answer over TCP within {timeout:.2f}s") from None
+        except OSError as error:
+            raise UpstreamError(f"{self.address} over TCP: {error.strerror or error}") from None
+        if len(reply) < wire.HEADER_LENGTH or reply[:2] != query[:2] or not wire.same_question(query, reply):
+            raise UpstreamError(f"{self.address}: a TCP answer to another question")
+        return reply
+
+    # -- health --
+
+    def succeeded(self) -> None:
+        self.fails = 0
+        if self.down:
+            self.down = False
+            log.warning("upstream %s answers again", self.address)
+
+    def failed(self) -> None:
+        self.fails += 1
+        if self.max_fails and self.fails >= self.max_fails and not self.down:
+            self.down = True
+            log.warning("upstream %s left %d queries in a row unanswered: skipped until it answers a probe",
+                        self.address, self.fails)
+            if self._probe is None or self._probe.dead:
+                self._probe = gevent.spawn(self._probe_until_up)
+
+    def _probe_until_up(self) -> None:
+        """One probe in flight at a time: ". NS" until an answer comes, with capped backoff."""
+        delay = PROBE_FIRST
+        while self.down:
+            gevent.sleep(delay)
+            try:
+                self._channel().ask(PROBE_QUERY, self.probe_timeout)
+            except UpstreamError as error:
+                log.debug("probe of %s: %s", self.address, error)
+                delay = min(delay * 2, PROBE_MAX)
+                continue
+            self.succeeded()
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.kill(block=False)
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = conn.recv(remaining)
+        if not chunk:
+            raise OSError("connection closed early")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 class Forwarder:
     """Sends queries to the upstream nameservers in order until one answers."""
 
-    def __init__(self, nameservers: Sequence[Address], timeout: float) -> None:
-        self.nameservers = tuple(nameservers)
+    def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3) -> None:
         self.timeout = timeout
-        self._channels: dict[Address, _UdpChannel] = {}
+        self.upstreams = [Upstream(address, max_fails, timeout) for address in nameservers]
 
-    def _channel(self, address: Address) -> _UdpChannel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = _UdpChannel(address)
-        return channel
+    def forward(self, query: bytes, tcp: bool = False) -> bytes:
+        """The first useful upstream reply to ``query``, carrying the query's id.
 
-    def forward(self, query: bytes) -> bytes:
-        """The first useful upstream reply to ``query``, carrying the query's id."""
+        Over TCP when ``tcp`` (the client came by TCP) or when a UDP answer came back truncated.
+        """
         deadline = time.monotonic() + self.timeout
+        candidates = [upstream for upstream in self.upstreams if not upstream.down]
+        if not candidates:
+            raise UpstreamError("every upstream is down (probing them in the background)")
         problems = []
-        for position, address in enumerate(self.nameservers):
+        for position, upstream in enumerate(candidates):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             # Share what is left among the servers not yet tried.
-            budget = remaining / (len(self.nameservers) - position)
+            budget = remaining / (len(candidates) - position)
             try:
-                reply = self._channel(address).ask(query, budget)
-            except (UpstreamError, OSError) as error:
+                reply = upstream.ask(query, budget, tcp)
+            except UpstreamError as error:
+                upstream.failed()
                 problems.append(str(error))
                 continue
+            upstream.succeeded()
             if wire.rcode(reply) in _FAILURE_RCODES:
-                problems.append(f"{address}: answered rcode {wire.rcode(reply)}")
+                problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
                 continue
             return query[:2] + reply[2:]
         raise UpstreamError("; ".join(problems) or "no time left to ask an upstream")
 
     def close(self) -> None:
-        for channel in self._channels.values():
-            channel.close()
-        self._channels.clear()
+        for upstream in self.upstreams:
+            upstream.close()

@@ -25,7 +25,7 @@ class FakeForwarder:
     def __init__(self, reply: bytes | None = None, block: float = 0.0) -> None:
         self.reply, self.block, self.asked = reply, block, []
 
-    def forward(self, query: bytes) -> bytes:
+    def forward(self, query: bytes, tcp: bool = False) -> bytes:
         self.asked.append(query)
         if self.block:
             gevent.sleep(self.block)
