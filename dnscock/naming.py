@@ -90,6 +90,22 @@ def container_addresses(inspect: Mapping[str, Any]) -> tuple[tuple[str, ...], tu
     return tuple(ipv4), tuple(ipv6)
 
 
+def exposed_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
+    """(port, protocol) pairs the container exposes, from its image, ``--expose`` and ``-p``."""
+    config = inspect.get("Config") or {}
+    settings = inspect.get("NetworkSettings") or {}
+    keys = list(config.get("ExposedPorts") or {}) + list(settings.get("Ports") or {})
+    ports = set()
+    for key in keys:
+        port, _, protocol = str(key).partition("/")
+        if port.isdigit() and 0 < int(port) < 65536 and (protocol or "tcp") in ("tcp", "udp"):
+            ports.add((int(port), protocol or "tcp"))
+    return tuple(sorted(ports))
+
+
+COMPOSE_LABELS = (("compose_project", "com.docker.compose.project"), ("compose_service", "com.docker.compose.service"))
+
+
 def _is_set(env: Mapping[str, str], key: str) -> bool:
     return key in env and env[key].strip().lower() not in _FALSE
 
@@ -142,16 +158,21 @@ def record_from_inspect(inspect: Mapping[str, Any]) -> Record | None:
     ttl = _ttl(dnsdock["DNSDOCK_TTL"], container) if "DNSDOCK_TTL" in dnsdock else None
     aliases = _aliases(dnsdock.get("DNSDOCK_ALIAS", ""), container)
     ipv4, ipv6 = container_addresses(inspect)
-    labels = tuple(label for label in split_name(name) + split_name(image) if label)
+    labels = config.get("Labels") or {}
+    name_labels = tuple(label for label in split_name(name) + split_name(image) if label)
     return Record(
         id=str(inspect.get("Id") or ""),
         container=container,
-        labels=labels,
+        labels=name_labels,
         aliases=aliases,
         ipv4=ipv4,
         ipv6=ipv6,
         ttl=ttl,
         image=str(config.get("Image") or ""),
+        ports=exposed_ports(inspect),
+        metadata=tuple(
+            (key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label)
+        ),
     )
 
 

@@ -34,6 +34,8 @@ class Record:
     ipv6: tuple[str, ...] = ()
     ttl: int | None = None  # None: the -ttl option
     image: str = ""  # the image reference the container was created with
+    ports: tuple[tuple[int, str], ...] = ()  # exposed (port, "tcp" | "udp")
+    metadata: tuple[tuple[str, str], ...] = ()  # extra key=value facts published in TXT
 
     @property
     def short_id(self) -> str:
@@ -52,11 +54,12 @@ class _Node:
 class _Index:
     """The lookup structures for one set of records."""
 
-    __slots__ = ("root", "aliases")
+    __slots__ = ("root", "aliases", "addresses")
 
     def __init__(self) -> None:
         self.root = _Node()
         self.aliases: dict[str, set[str]] = {}
+        self.addresses: dict[str, set[str]] = {}
 
     def add(self, record: Record) -> None:
         node = self.root
@@ -67,6 +70,8 @@ class _Index:
         node.terminal.add(record.id)
         for alias in record.aliases:
             self.aliases.setdefault(alias, set()).add(record.id)
+        for address in record.ipv4 + record.ipv6:
+            self.addresses.setdefault(address, set()).add(record.id)
 
     def discard(self, record: Record) -> None:
         path = [self.root]
@@ -82,12 +87,13 @@ class _Index:
             node.subtree.discard(record.id)
             if depth and not node.subtree:
                 del path[depth - 1].children[record.labels[len(record.labels) - depth]]
-        for alias in record.aliases:
-            ids = self.aliases.get(alias)
-            if ids is not None:
-                ids.discard(record.id)
-                if not ids:
-                    del self.aliases[alias]
+        for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
+            for key in keys:
+                ids = table.get(key)
+                if ids is not None:
+                    ids.discard(record.id)
+                    if not ids:
+                        del table[key]
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found: set[str] = set()
@@ -188,6 +194,10 @@ class RecordStore:
     def by_alias(self, name: str) -> list[Record]:
         """Records carrying the alias ``name`` (lower case, no trailing dot)."""
         return self._sorted(self._index.aliases.get(name, ()))
+
+    def by_address(self, address: str) -> list[Record]:
+        """Records holding the IP ``address`` (in Python's canonical text form)."""
+        return self._sorted(self._index.addresses.get(address, ()))
 
     def _sorted(self, ids: Iterable[str]) -> list[Record]:
         records = [self._records[record_id] for record_id in ids]

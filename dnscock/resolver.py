@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent.pool
-from dnslib import AAAA, CLASS, EDNS0, OPCODE, QTYPE, RCODE, RR, SOA, A, DNSRecord
+from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSRecord
 
 from dnscock import wire
+from dnscock.answers import AnswerBuilder, reverse_address, srv_service
 from dnscock.config import Config
 from dnscock.dnsname import split_name
-from dnscock.records import Record, RecordStore
+from dnscock.records import RecordStore
 from dnscock.upstream import Forwarder, UpstreamError
 
 log = logging.getLogger("dnscock.resolver")
@@ -37,7 +38,6 @@ TCP_LIMIT = 65535  # a TCP message's length is a 16-bit number
 CLASS_IN, CLASS_ANY = 1, 255
 EDNS_VERSION = 0
 BADVERS = 16
-SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
 
 
 @dataclass(slots=True)
@@ -56,8 +56,7 @@ class Resolver:
         self.forwarder = forwarder
         self.zone = split_name(config.zone)
         self.pool = gevent.pool.Pool(config.forward_pool)
-        self._soa_mname = f"dnscock.{config.zone}."
-        self._soa_rname = f"hostmaster.{config.zone}."
+        self.answers = AnswerBuilder(config.zone, config.ttl)
 
     # -- entry point --
 
@@ -91,7 +90,7 @@ class Resolver:
             if local and self.store.unavailable:
                 return self._error(query, RCODE.SERVFAIL)
             return None  # wait for the first sync, or forward
-        reply = self._local_reply(message, labels, local)
+        reply = self._local_reply(query, labels, local)
         return None if reply is None else self._reply_bytes(query, reply)
 
     def _answer_later(self, query: Query, respond: Respond) -> None:
@@ -112,7 +111,7 @@ class Resolver:
             if not self.store.synced.wait(self.config.sync_timeout):
                 log.warning("no sync with the engine yet: SERVFAIL for %s", message.q.qname)
                 return self._error(query, RCODE.SERVFAIL)
-        reply = self._local_reply(message, labels, local)
+        reply = self._local_reply(query, labels, local)
         if reply is not None:
             return self._reply_bytes(query, reply)
         try:
@@ -137,12 +136,22 @@ class Resolver:
         zone = self.zone
         return len(labels) >= len(zone) and labels[len(labels) - len(zone):] == zone
 
-    def _local_reply(self, message: DNSRecord, labels: tuple[str, ...], local: bool) -> DNSRecord | None:
+    def _local_reply(self, query: Query, labels: tuple[str, ...], local: bool) -> DNSRecord | None:
         """The reply from the store, or None when the name is not ours (forward it)."""
+        message = query.message
+        qtype = message.q.qtype
+        owner = message.q.qname  # echo the name as asked, case and all
+        if not local and qtype == QTYPE.PTR:
+            reply = self._reverse_reply(message, labels)
+            if reply is not None:
+                return reply
         name = ".".join(labels)
         aliased = self.store.by_alias(name)
+        service = None
         if local:
-            records = self.store.match(labels[: len(labels) - len(self.zone)])
+            relative = labels[: len(labels) - len(self.zone)]
+            service = srv_service(relative) if qtype == QTYPE.SRV else None
+            records = self.store.match(service[2] if service else relative)
             if aliased:
                 seen = {record.id for record in records}
                 records += [record for record in aliased if record.id not in seen]
@@ -151,43 +160,40 @@ class Resolver:
             records, soa_owner = aliased, name
         else:
             return None
+
         reply = message.reply()
-        qtype = message.q.qtype
+        build = self.answers
         if not records:
             reply.header.rcode = RCODE.NXDOMAIN
+        elif qtype in (QTYPE.A, QTYPE.AAAA) or (qtype == QTYPE.ANY and query.tcp):
+            reply.rr = build.addresses(owner, records, qtype)
+        elif qtype == QTYPE.ANY:
+            reply.rr = build.minimal_any(owner, records)
+        elif qtype == QTYPE.TXT:
+            reply.rr = build.txt(owner, records)
+        elif qtype == QTYPE.SRV and service is not None:
+            reply.rr, reply.ar = build.srv(owner, records, service[0], service[1])
         elif qtype == QTYPE.SOA and local and len(labels) == len(self.zone):
-            reply.add_answer(self._soa(soa_owner))
-        else:
-            for rr in self._address_records(message, records, qtype):
-                reply.add_answer(rr)
+            reply.rr = [build.soa(soa_owner, self.store.generation)]
         if not reply.rr:
-            reply.add_auth(self._soa(soa_owner))
-        log.debug(
-            "local %s %s: %s, %d records",
-            message.q.qname, QTYPE.get(qtype), RCODE.get(reply.header.rcode), len(reply.rr),
-        )
+            reply.add_auth(build.soa(soa_owner, self.store.generation))
+        self._log_answer(message, reply)
         return reply
 
-    def _address_records(self, message: DNSRecord, records: list[Record], qtype: int) -> list[RR]:
-        owner = message.q.qname  # echo the name as asked, case and all
-        answers: list[RR] = []
-        for rtype, rdata, field in ((QTYPE.A, A, "ipv4"), (QTYPE.AAAA, AAAA, "ipv6")):
-            if qtype not in (rtype, QTYPE.ANY):
-                continue
-            contributing = [record for record in records if getattr(record, field)]
-            if not contributing:
-                continue
-            # One RRset has one TTL (RFC 2181 §5.2): the lowest of the containers in it.
-            ttl = min(self.config.ttl if record.ttl is None else record.ttl for record in contributing)
-            addresses = dict.fromkeys(address for record in contributing for address in getattr(record, field))
-            answers += [RR(owner, rtype, CLASS.IN, ttl, rdata(address)) for address in addresses]
-        return answers
+    def _reverse_reply(self, message: DNSRecord, labels: tuple[str, ...]) -> DNSRecord | None:
+        address = reverse_address(labels)
+        records = self.store.by_address(address) if address else []
+        if not records:
+            return None  # not a container's address: someone else's reverse zone
+        reply = message.reply()
+        reply.rr = self.answers.ptr(message.q.qname, records)
+        self._log_answer(message, reply)
+        return reply
 
-    def _soa(self, owner: str) -> RR:
-        ttl = self.config.ttl
-        serial = self.store.generation & 0xFFFFFFFF
-        times = (serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
-        return RR(owner + ".", QTYPE.SOA, CLASS.IN, ttl, SOA(self._soa_mname, self._soa_rname, times))
+    def _log_answer(self, message: DNSRecord, reply: DNSRecord) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("local %s %s: %s, %s", message.q.qname, QTYPE.get(message.q.qtype),
+                      RCODE.get(reply.header.rcode), ", ".join(str(rr.rdata) for rr in reply.rr) or "no records")
 
     # -- packing --
 

@@ -129,3 +129,13 @@ def test_addresses_come_from_every_network():
 )
 def test_matching_rule(query, labels, expected):
     assert matches(query, labels) is expected
+
+
+def test_exposed_ports_and_compose_metadata():
+    data = inspect()
+    data["Config"]["ExposedPorts"] = {"80/tcp": {}, "53/udp": {}, "bad/tcp": {}, "70000/tcp": {}}
+    data["NetworkSettings"]["Ports"] = {"443/tcp": None, "80/tcp": [{"HostPort": "8080"}]}
+    data["Config"]["Labels"] = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    record = record_from_inspect(data)
+    assert record.ports == ((53, "udp"), (80, "tcp"), (443, "tcp"))
+    assert record.metadata == (("compose_project", "shop"), ("compose_service", "web"))

@@ -77,7 +77,7 @@ def test_nxdomain_carries_the_soa_with_minimum_ttl():
 
 def test_nodata_for_a_type_the_name_lacks():
     resolver, _ = make_resolver()
-    for name, rdtype in (("redis1.redis.docker", "AAAA"), ("redis1.redis.docker", "MX"), ("www.example.com", "TXT")):
+    for name, rdtype in (("redis1.redis.docker", "AAAA"), ("redis1.redis.docker", "MX"), ("www.example.com", "MX")):
         reply = ask(resolver, name, rdtype)
         assert reply.rcode() == dns.rcode.NOERROR and not reply.answer, (name, rdtype)
         assert reply.authority[0].rdtype == dns.rdatatype.SOA
@@ -86,7 +86,62 @@ def test_nodata_for_a_type_the_name_lacks():
 def test_aaaa_and_any():
     resolver, _ = make_resolver()
     assert addresses(ask(resolver, "redis2.redis.docker", "AAAA")) == ["fd00::2"]
-    assert addresses(ask(resolver, "redis2.redis.docker", "ANY")) == ["10.0.0.2", "fd00::2"]
+    # RFC 8482: ANY over UDP gets one RRset; over TCP, the addresses of both families.
+    assert addresses(ask(resolver, "redis2.redis.docker", "ANY")) == ["10.0.0.2"]
+    assert addresses(ask(resolver, "redis2.redis.docker", "ANY", tcp=True)) == ["10.0.0.2", "fd00::2"]
+
+
+def test_any_for_a_container_without_addresses_is_an_rfc8482_hinfo():
+    store = RecordStore()
+    store.replace_all([Record("9" * 64, "lonely", ("lonely", "img"))])
+    resolver = Resolver(load_config(["-nameserver=127.0.0.1:9"], {}), store, FakeForwarder())
+    wire = dns.message.make_query("lonely.img.docker", "ANY").to_wire()
+    reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))))
+    assert reply.answer[0].rdtype == dns.rdatatype.HINFO
+    assert reply.answer[0][0].cpu == b"RFC8482"
+
+
+def test_ptr_for_container_addresses_and_forwarding_for_others():
+    resolver, _ = make_resolver("-environment=prod")
+    reply = ask(resolver, "1.0.0.10.in-addr.arpa", "PTR")
+    assert [rr.target.to_text() for rr in reply.answer[0]] == ["redis1.redis.prod.docker."]
+    assert reply.flags & dns.flags.AA
+    reply = ask(resolver, "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", "PTR")
+    assert [rr.target.to_text() for rr in reply.answer[0]] == ["redis2.redis.prod.docker."]
+    assert ask(resolver, "9.9.0.10.in-addr.arpa", "PTR") is None
+    assert ask(resolver, "0.10.in-addr.arpa", "PTR") is None
+
+
+def test_srv_for_exposed_ports_with_addresses_in_additional():
+    store = RecordStore()
+    store.replace_all([
+        Record("1" * 64, "web1", ("web1", "nginx"), ipv4=("10.0.0.1",), ports=((80, "tcp"), (53, "udp"))),
+        Record("2" * 64, "web2", ("web2", "nginx"), ipv4=("10.0.0.2",), ports=((80, "tcp"),)),
+    ])
+    resolver = Resolver(load_config(["-nameserver=127.0.0.1:9"], {}), store, FakeForwarder())
+    wire = dns.message.make_query("_80._tcp.nginx.docker", "SRV").to_wire()
+    reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))))
+    assert sorted((rr.port, rr.target.to_text()) for rr in reply.answer[0]) == [
+        (80, "web1.nginx.docker."), (80, "web2.nginx.docker."),
+    ]
+    assert sorted(rr[0].address for rr in reply.additional) == ["10.0.0.1", "10.0.0.2"]
+    for name, rcode_expected in (("_53._udp.web1.*.docker", dns.rcode.NOERROR), ("_53._tcp.web1.nginx.docker", None)):
+        wire = dns.message.make_query(name, "SRV").to_wire()
+        reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))))
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert bool(reply.answer) is (rcode_expected is not None), name
+
+
+def test_txt_metadata():
+    store = RecordStore()
+    store.replace_all([Record("ab" * 32, "web1", ("web1", "nginx"), image="nginx:1.25",
+                              metadata=(("compose_project", "shop"), ("compose_service", "web")))])
+    resolver = Resolver(load_config(["-nameserver=127.0.0.1:9"], {}), store, FakeForwarder())
+    wire = dns.message.make_query("web1.nginx.docker", "TXT").to_wire()
+    reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))))
+    assert [s.decode() for s in reply.answer[0][0].strings] == [
+        "id=abababababab", "image=nginx:1.25", "compose_project=shop", "compose_service=web",
+    ]
 
 
 def test_soa_at_the_zone_apex():
