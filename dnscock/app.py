@@ -39,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("dnscock %s serving *.%s, forwarding to %s", __version__, config.zone,
              ", ".join(str(server) for server in config.nameservers))
 
+    # Handlers first: a SIGTERM that comes as soon as we listen must still stop us cleanly.
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stopping.set)
+
     store = RecordStore()
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails)
     resolver = Resolver(config, store, forwarder)
@@ -58,9 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     watcher = DockerWatcher(config.docker_url, store, config.zone)
     watcher.start()
 
-    stopping = gevent.event.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        gevent.signal_handler(signum, stopping.set)
     stopping.wait()
     log.info("stopping")
     for server in servers:

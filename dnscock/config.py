@@ -53,6 +53,8 @@ class Config:
     tcp_idle_timeout: float
     tcp_connections: int
     max_fails: int
+    cache_size: int
+    local_cache_size: int
 
     @property
     def zone(self) -> str:
@@ -295,6 +297,10 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_count, default=256, metavar="N")
     _option(parser, "max-fails", "unanswered queries in a row after which an upstream is skipped "
             "until a background probe gets an answer (0: never skip)", type=parse_whole, default=3, metavar="N")
+    _option(parser, "cache-size", "forwarded answers kept in the cache (0: no forward cache)",
+            type=parse_whole, default=10000, metavar="N")
+    _option(parser, "local-cache-size", "local answers kept ready as bytes until a container changes (0: none)",
+            type=parse_whole, default=10000, metavar="N")
     return parser
 
 
@@ -325,4 +331,6 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         tcp_idle_timeout=args.tcp_idle_timeout,
         tcp_connections=args.tcp_connections,
         max_fails=args.max_fails,
+        cache_size=args.cache_size,
+        local_cache_size=args.local_cache_size,
     )

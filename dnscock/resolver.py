@@ -1,11 +1,18 @@
 """Queries -> replies: answered from the record store, or handed to the forwarder.
 
-``Resolver.resolve(query, respond)`` calls ``respond(reply_bytes)`` exactly
-once. Local answers are built at once, in the caller (the server's read
-loop), since they never wait. A query that must wait (forwarded upstream,
-or asked before the first sync with the engine) runs in a greenlet of a
-bounded pool; when the pool is full it gets SERVFAIL at once, so the read
-loop never blocks.
+``Resolver.handle(data, tcp, respond)`` calls ``respond(reply_bytes)``
+exactly once per query (never for a message that is not a query and has no
+readable header). Three paths, fastest first:
+
+1. A plain query (one question, at most an OPT record) is read by hand and
+   looked up in the reply caches; a hit is answered in the caller, the
+   server's read loop, without dnslib and without a greenlet.
+2. Otherwise dnslib parses it. A local name is answered at once (the store
+   never blocks) and its reply cached for the current store generation.
+3. A query that must wait (forwarded upstream, or a local name asked before
+   the first sync with the engine) runs in a greenlet of a bounded pool;
+   when the pool is full it gets SERVFAIL at once, so the read loop never
+   blocks.
 
 Local answers follow RFC 1035 / 2308 / 4074: AA set; a name under the zone
 that matches nothing is NXDOMAIN, a name that matches but has no record of
@@ -16,13 +23,14 @@ in the authority section, whose minimum is the ``-ttl`` option.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent.pool
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSRecord
 
-from dnscock import wire
+from dnscock import cache, wire
 from dnscock.answers import AnswerBuilder, reverse_address, srv_service
 from dnscock.config import Config
 from dnscock.dnsname import split_name
@@ -47,6 +55,21 @@ class Query:
     raw: bytes
     message: DNSRecord
     tcp: bool = False
+    cache_key: cache.CacheKey | None = None  # set for plain queries, whose replies may be cached
+
+
+def parse_query(data: bytes) -> DNSRecord | None:
+    """The parsed message, or None when it breaks RFC 1035's rules."""
+    try:
+        message = DNSRecord.parse(data)
+    except Exception:  # dnslib raises several kinds on malformed input
+        return None
+    # dnslib reads labels longer than 63 octets (and so names over 255) without complaint.
+    for question in message.questions:
+        labels = question.qname.label
+        if any(len(label) > 63 for label in labels) or sum(len(label) + 1 for label in labels) + 1 > 255:
+            return None
+    return message
 
 
 class Resolver:
@@ -57,8 +80,36 @@ class Resolver:
         self.zone = split_name(config.zone)
         self.pool = gevent.pool.Pool(config.forward_pool)
         self.answers = AnswerBuilder(config.zone, config.ttl)
+        self.local_cache = cache.ReplyCache(config.local_cache_size)
+        self.forward_cache = cache.ReplyCache(config.cache_size)
 
-    # -- entry point --
+    # -- entry points --
+
+    def handle(self, data: bytes, tcp: bool, respond: Respond, client: str = "") -> bool:
+        """Answers ``data`` through ``respond``; False when no answer will ever come."""
+        question = wire.parse_question(data)
+        key = None
+        if question is not None:
+            key = self._cache_key(question, tcp)
+            reply = self._cached(key, question, data)
+            if reply is not None:
+                respond(reply)
+                return True
+        message = parse_query(data)
+        if message is None:
+            log.debug("malformed message of %d bytes", len(data))
+            reply = wire.error_reply(data, wire.RCODE_FORMERR)
+            if reply is None:
+                return False
+            respond(reply)
+            return True
+        if message.header.qr:
+            return False  # a response: answering it could start a loop
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("query %s %s from %s over %s", message.q.qname, QTYPE.get(message.q.qtype), client,
+                      "tcp" if tcp else "udp")
+        self.resolve(Query(data, message, tcp, key), respond)
+        return True
 
     def resolve(self, query: Query, respond: Respond) -> None:
         reply = self.answer_now(query)
@@ -69,6 +120,49 @@ class Resolver:
             respond(self._error(query, RCODE.SERVFAIL))
         else:
             self.pool.spawn(self._answer_later, query, respond)
+
+    # -- the caches --
+
+    def _cache_key(self, question: wire.Question, tcp: bool) -> cache.CacheKey:
+        if tcp:
+            limit = TCP_LIMIT
+        elif question.edns_payload is None:
+            limit = CLASSIC_UDP_LIMIT
+        else:
+            limit = max(CLASSIC_UDP_LIMIT, min(question.edns_payload, self.config.udp_payload))
+        return (question.name.lower(), question.qtype, question.qclass, limit,
+                question.edns_payload is not None, question.dnssec_ok)
+
+    def _cached(self, key: cache.CacheKey, question: wire.Question, data: bytes) -> bytes | None:
+        if question.edns_version != EDNS_VERSION:
+            return None
+        now = time.monotonic()
+        local = self.local_cache
+        if local.generation != self.store.generation:
+            local.clear()
+            local.generation = self.store.generation
+        entry = local.get(key, now)
+        if entry is None:
+            entry = self.forward_cache.get(key, now)
+            if entry is None or not self._still_forwarded(key, entry, question):
+                return None
+        return cache.splice(entry, question, data, now)
+
+    def _still_forwarded(self, key: cache.CacheKey, entry: cache.CachedReply, question: wire.Question) -> bool:
+        """A forwarded answer stays good while the store has nothing to say about its name."""
+        if entry.generation == self.store.generation:
+            return True
+        labels = wire.name_labels(question.name)
+        address = reverse_address(labels) if question.qtype == QTYPE.PTR else None
+        if self._is_local(labels) or self.store.by_alias(".".join(labels)) or (
+            address and self.store.by_address(address)
+        ):
+            self.forward_cache.discard(key)
+            return False
+        self.forward_cache.put(key, entry._replace(generation=self.store.generation))
+        return True
+
+    # -- building replies --
 
     def answer_now(self, query: Query) -> bytes | None:
         """The reply when it can be given without waiting, else None."""
@@ -90,8 +184,17 @@ class Resolver:
             if local and self.store.unavailable:
                 return self._error(query, RCODE.SERVFAIL)
             return None  # wait for the first sync, or forward
+        return self._local_bytes(query, labels, local)
+
+    def _local_bytes(self, query: Query, labels: tuple[str, ...], local: bool) -> bytes | None:
+        generation = self.store.generation
         reply = self._local_reply(query, labels, local)
-        return None if reply is None else self._reply_bytes(query, reply)
+        if reply is None:
+            return None
+        data = self._reply_bytes(query, reply)
+        if query.cache_key is not None and generation == self.local_cache.generation:
+            self.local_cache.put(query.cache_key, cache.CachedReply(data))
+        return data
 
     def _answer_later(self, query: Query, respond: Respond) -> None:
         try:
@@ -111,16 +214,18 @@ class Resolver:
             if not self.store.synced.wait(self.config.sync_timeout):
                 log.warning("no sync with the engine yet: SERVFAIL for %s", message.q.qname)
                 return self._error(query, RCODE.SERVFAIL)
-        reply = self._local_reply(query, labels, local)
+        reply = self._local_bytes(query, labels, local)
         if reply is not None:
-            return self._reply_bytes(query, reply)
+            return reply
+        generation = self.store.generation
         try:
             answer = self.forwarder.forward(query.raw, query.tcp)
         except UpstreamError as error:
             log.warning("forwarding %s %s failed: %s", message.q.qname, QTYPE.get(message.q.qtype), error)
             return self._error(query, RCODE.SERVFAIL)
-        log.debug("forwarded %s %s: %s, %d bytes", message.q.qname, QTYPE.get(message.q.qtype),
-                  RCODE.get(wire.rcode(answer)), len(answer))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("forwarded %s %s: %s, %d bytes", message.q.qname, QTYPE.get(message.q.qtype),
+                      RCODE.get(wire.rcode(answer)), len(answer))
         if len(answer) > self.reply_limit(query):
             # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
             reply = message.reply()
@@ -128,6 +233,10 @@ class Resolver:
             reply.header.aa = 0
             reply.header.rcode = wire.rcode(answer)
             return self._reply_bytes(query, reply)
+        if query.cache_key is not None:
+            entry = cache.forwarded_entry(answer, time.monotonic())
+            if entry is not None:
+                self.forward_cache.put(query.cache_key, entry._replace(generation=generation))
         return answer
 
     # -- local answers --

@@ -18,12 +18,11 @@ from functools import partial
 import gevent
 import gevent.event
 import gevent.lock
-from dnslib import QTYPE, DNSRecord
 from gevent.server import DatagramServer, StreamServer
 
 from dnscock import wire
 from dnscock.config import Address
-from dnscock.resolver import Query, Resolver
+from dnscock.resolver import Resolver
 
 log = logging.getLogger("dnscock.server")
 
@@ -83,20 +82,6 @@ def bound_address(sock: socket.socket) -> Address:
     return Address(host, port)
 
 
-def parse_query(data: bytes) -> DNSRecord | None:
-    """The parsed message, or None when it breaks RFC 1035's rules."""
-    try:
-        message = DNSRecord.parse(data)
-    except Exception:  # dnslib raises several kinds on malformed input
-        return None
-    # dnslib reads labels longer than 63 octets (and so names over 255) without complaint.
-    for question in message.questions:
-        labels = question.qname.label
-        if any(len(label) > 63 for label in labels) or sum(len(label) + 1 for label in labels) + 1 > 255:
-            return None
-    return message
-
-
 class UdpServer(DatagramServer):
     """DNS over UDP (RFC 1035 §4.2.1)."""
 
@@ -106,17 +91,7 @@ class UdpServer(DatagramServer):
 
     def handle(self, data: bytes, address: tuple) -> None:
         try:
-            message = parse_query(data)
-            if message is None:
-                log.debug("malformed message of %d bytes from %s", len(data), address[0])
-                reply = wire.error_reply(data, wire.RCODE_FORMERR)
-                if reply is not None:
-                    self.send(reply, address)
-                return
-            if message.header.qr:
-                return  # a response: answering it could start a loop
-            log.debug("query %s %s from %s", message.q.qname, QTYPE.get(message.q.qtype), address[0])
-            self.resolver.resolve(Query(data, message), partial(self.send, address=address))
+            self.resolver.handle(data, False, partial(self.send, address=address), address[0])
         except Exception:  # a bug must cost one SERVFAIL, never the server
             log.exception("failed to handle a message from %s", address[0])
             reply = wire.error_reply(data, wire.RCODE_SERVFAIL)
@@ -166,19 +141,12 @@ class _TcpConnection:
                 data = None
             if data is None:
                 break
-            message = parse_query(data)
-            if message is None:
-                reply = wire.error_reply(data, wire.RCODE_FORMERR)
-                if reply is None:
-                    break
-                self.send(reply)
-                continue
-            if message.header.qr:
-                continue
-            log.debug("query %s %s from %s over tcp", message.q.qname, QTYPE.get(message.q.qtype), self.address[0])
+            if len(data) < wire.HEADER_LENGTH:
+                break  # not even a header: nothing to answer, and the stream is out of step
             self.in_flight += 1
             self.drained.clear()
-            self.resolver.resolve(Query(data, message, tcp=True), self._respond)
+            if not self.resolver.handle(data, True, self._respond, self.address[0]):
+                self._answered()
         # The client may have sent its last query and half-closed: answer what is in flight.
         self.drained.wait(self.idle_timeout)
 
@@ -200,6 +168,9 @@ class _TcpConnection:
 
     def _respond(self, reply: bytes) -> None:
         self.send(reply)
+        self._answered()
+
+    def _answered(self) -> None:
         self.in_flight -= 1
         if not self.in_flight:
             self.drained.set()

@@ -8,6 +8,7 @@ client's id back on an upstream reply, and to compare question sections.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 HEADER_LENGTH = 12
 QR = 0x8000
@@ -77,3 +78,122 @@ def same_question(query: bytes, reply: bytes) -> bool:
 
 def rcode(message: bytes) -> int:
     return message[3] & 0xF
+
+
+TYPE_OPT = 41
+TYPE_SOA = 6
+_HEADER = struct.Struct("!HHHHHH")
+_TYPE_CLASS = struct.Struct("!HH")
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+
+
+class Question(NamedTuple):
+    """What the fast path needs of a plain query (one question, at most an OPT record)."""
+
+    id: int
+    flags: int
+    name: bytes  # the question name in wire format, as asked, root label included
+    qtype: int
+    qclass: int
+    end: int  # offset just past the question section
+    edns_payload: int | None  # the client's UDP payload size; None without EDNS0
+    edns_version: int
+    dnssec_ok: bool
+
+
+def parse_question(data: bytes) -> Question | None:
+    """Reads a plain query by hand; None for anything else (the full parser takes those)."""
+    if len(data) < HEADER_LENGTH + 5:
+        return None
+    message_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
+    if flags & (QR | OPCODE_MASK) or qdcount != 1 or ancount or nscount or arcount > 1:
+        return None
+    offset = HEADER_LENGTH
+    size = len(data)
+    while True:
+        if offset >= size:
+            return None
+        length = data[offset]
+        if length == 0:
+            break
+        if length > 63:
+            return None  # a compression pointer or a reserved label type
+        offset += 1 + length
+    name_end = offset + 1
+    end = name_end + 4
+    if end > size or name_end - HEADER_LENGTH > 255:
+        return None
+    qtype, qclass = _TYPE_CLASS.unpack_from(data, name_end)
+    payload, version, dnssec_ok = None, 0, False
+    if arcount:
+        # Only an OPT record with the root name, and nothing after it.
+        if end + 11 > size or data[end] != 0:
+            return None
+        rtype, payload, ttl, rdlength = _RR_FIXED.unpack_from(data, end + 1)
+        if rtype != TYPE_OPT or end + 11 + rdlength != size:
+            return None
+        version = (ttl >> 16) & 0xFF
+        dnssec_ok = bool(ttl & 0x8000)
+    elif end != size:
+        return None
+    return Question(message_id, flags, data[HEADER_LENGTH:name_end], qtype, qclass, end, payload, version, dnssec_ok)
+
+
+def name_labels(name: bytes) -> tuple[str, ...]:
+    """Lower-case labels of a wire-format name without compression."""
+    labels = []
+    offset = 0
+    while offset < len(name) and name[offset]:
+        length = name[offset]
+        labels.append(name[offset + 1:offset + 1 + length].lower().decode("latin-1"))
+        offset += 1 + length
+    return tuple(labels)
+
+
+class RecordInfo(NamedTuple):
+    ttl_offset: int
+    rtype: int
+    ttl: int
+    rdata_offset: int
+    rdlength: int
+    section: int  # 1 answer, 2 authority, 3 additional
+
+
+def _skip_name(data: bytes, offset: int) -> int:
+    while True:
+        length = data[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        if length > 63:
+            raise ValueError("bad label")
+        offset += 1 + length
+
+
+def records(message: bytes) -> list[RecordInfo] | None:
+    """Where each resource record of a message sits; None when the message is malformed."""
+    try:
+        _, _, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(message)
+        offset = HEADER_LENGTH
+        for _ in range(qdcount):
+            offset = _skip_name(message, offset) + 4
+        found = []
+        for section, count in ((1, ancount), (2, nscount), (3, arcount)):
+            for _ in range(count):
+                offset = _skip_name(message, offset)
+                rtype, _, ttl, rdlength = _RR_FIXED.unpack_from(message, offset)
+                found.append(RecordInfo(offset + 4, rtype, ttl, offset + 10, rdlength, section))
+                offset += 10 + rdlength
+        if offset != len(message):
+            return None
+        return found
+    except (struct.error, IndexError, ValueError):
+        return None
+
+
+def soa_minimum(message: bytes, info: RecordInfo) -> int | None:
+    """The MINIMUM field of an SOA record: the last 4 octets of its RDATA."""
+    if info.rtype != TYPE_SOA or info.rdlength < 22:
+        return None
+    return struct.unpack_from("!I", message, info.rdata_offset + info.rdlength - 4)[0]

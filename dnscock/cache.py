@@ -1,0 +1,113 @@
+"""Bounded caches of whole wire-format replies, served without parsing or packing.
+
+A cached reply is a template: a later query with the same key gets the
+template with its own id, RD bit and question spliced in. The question
+differs at most in letter case, so it has the same length and every offset
+in the template holds; answer owner names point at the question (message
+compression), so they echo the name as asked.
+
+* Local answers are valid for one generation of the record store and are
+  dropped when it changes.
+* Forwarded answers live for their smallest TTL (RFC 1035 §7.3), negative
+  ones for the SOA minimum (RFC 2308 §5), and their TTLs count down as they
+  are served. SERVFAIL, truncated and unreadable replies are never cached.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from dnscock import wire
+
+CacheKey = tuple  # (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit)
+MAX_POSITIVE_TTL = 86400
+MAX_NEGATIVE_TTL = 3600  # RFC 2308 §5 suggests one to three hours
+_CACHEABLE_RCODES = (0, 3)  # NOERROR, NXDOMAIN
+_TTL = struct.Struct("!I")
+
+
+class CachedReply(NamedTuple):
+    template: bytes
+    ttl_offsets: tuple[int, ...] = ()
+    ttls: tuple[int, ...] = ()
+    stored: float = 0.0
+    expires: float = float("inf")
+    generation: int = 0  # the record store generation it was last checked against
+
+
+class ReplyCache:
+    """At most ``max_entries`` replies; the oldest entry goes first when full."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[CacheKey, CachedReply] = {}
+        self.generation = -1  # for the local cache: the store generation its entries belong to
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: CacheKey, now: float) -> CachedReply | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: CacheKey, entry: CachedReply) -> None:
+        if self.max_entries <= 0:
+            return
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = entry
+
+    def discard(self, key: CacheKey) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def splice(entry: CachedReply, question: wire.Question, query: bytes, now: float) -> bytes:
+    """The cached reply as an answer to ``query``."""
+    template = entry.template
+    flags = (template[2] << 8 | template[3]) & ~wire.RD | question.flags & wire.RD
+    reply = struct.pack("!HH", question.id, flags) + template[4:12] + query[12:question.end] + template[question.end:]
+    if not entry.ttl_offsets:
+        return reply
+    elapsed = int(now - entry.stored)
+    counted = bytearray(reply)
+    for offset, ttl in zip(entry.ttl_offsets, entry.ttls):
+        _TTL.pack_into(counted, offset, max(0, ttl - elapsed))
+    return bytes(counted)
+
+
+def forwarded_entry(reply: bytes, now: float) -> CachedReply | None:
+    """A cache entry for an upstream reply, or None when it must not be cached."""
+    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & 0x02:
+        return None
+    infos = wire.records(reply)
+    if infos is None:
+        return None
+    counted = [info for info in infos if info.rtype != wire.TYPE_OPT]
+    if any(info.rtype == wire.TYPE_OPT and info.rdlength for info in infos):
+        return None  # EDNS options (a server cookie, say) are meant for one client
+    answers = [info for info in counted if info.section == 1]
+    if answers:
+        lifetime = min(min(info.ttl for info in answers), MAX_POSITIVE_TTL)
+    else:
+        # Negative (NXDOMAIN or NODATA): cacheable only with an SOA to say for how long.
+        minimums = [(info.ttl, wire.soa_minimum(reply, info)) for info in counted if info.section == 2]
+        limits = [min(ttl, minimum) for ttl, minimum in minimums if minimum is not None]
+        if not limits:
+            return None
+        lifetime = min(min(limits), MAX_NEGATIVE_TTL)
+    if lifetime <= 0:
+        return None
+    return CachedReply(
+        template=reply,
+        ttl_offsets=tuple(info.ttl_offset for info in counted),
+        ttls=tuple(info.ttl for info in counted),
+        stored=now,
+        expires=now + lifetime,
+    )
