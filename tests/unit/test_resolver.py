@@ -9,6 +9,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import gevent
 import pytest
 from dnslib import DNSRecord
@@ -238,3 +239,45 @@ def test_a_full_forward_pool_answers_servfail_at_once():
     gevent.sleep(0)
     assert resolve(resolver, "two.example.com").rcode() == dns.rcode.SERVFAIL
     assert first.get(timeout=5).rcode() == dns.rcode.NOERROR
+
+
+def handle(resolver: Resolver, name: str, rdtype="A", **kwargs) -> dns.message.Message:
+    wire = dns.message.make_query(name, rdtype, **kwargs).to_wire()
+    result = gevent.event.AsyncResult()
+    assert resolver.handle(wire, False, result.set)
+    return dns.message.from_wire(result.get(timeout=5))
+
+
+def test_a_changed_container_is_never_answered_from_a_stale_cache():
+    resolver, store = make_resolver()
+    assert addresses(handle(resolver, "redis1.redis.docker")) == ["10.0.0.1"]
+    assert len(resolver.local_cache) == 1
+    assert addresses(handle(resolver, "REDIS1.redis.docker")) == ["10.0.0.1"]  # from the cache
+    store.put(Record("1" * 64, "redis1", ("redis1", "redis"), ipv4=("10.9.9.9",)))
+    assert addresses(handle(resolver, "redis1.redis.docker")) == ["10.9.9.9"]
+    store.remove("1" * 64)
+    assert handle(resolver, "redis1.redis.docker").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_cached_replies_echo_the_question_and_id_as_asked():
+    resolver, _ = make_resolver()
+    handle(resolver, "redis1.redis.docker")
+    message = dns.message.make_query("ReDiS1.rEdIs.DoCkEr", "A")
+    result = gevent.event.AsyncResult()
+    resolver.handle(message.to_wire(), False, result.set)
+    reply = dns.message.from_wire(result.get(timeout=5))
+    assert reply.id == message.id
+    assert reply.question[0].name.to_text() == "ReDiS1.rEdIs.DoCkEr."
+    assert reply.answer[0].name.to_text() == "ReDiS1.rEdIs.DoCkEr."
+
+
+def test_a_forwarded_answer_is_not_served_once_the_name_becomes_an_alias():
+    upstream = dns.message.make_response(dns.message.make_query("shop.example.org", "A"))
+    upstream.answer.append(dns.rrset.from_text("shop.example.org.", 300, "IN", "A", "192.0.2.1"))
+    forwarder = FakeForwarder(upstream.to_wire())
+    resolver, store = make_resolver(forwarder=forwarder)
+    assert addresses(handle(resolver, "shop.example.org")) == ["192.0.2.1"]
+    assert addresses(handle(resolver, "shop.example.org")) == ["192.0.2.1"]
+    assert len(forwarder.asked) == 1, "the second answer came from the cache"
+    store.put(Record("4" * 64, "shop", ("shop", "web"), aliases=("shop.example.org",), ipv4=("10.0.0.4",)))
+    assert addresses(handle(resolver, "shop.example.org")) == ["10.0.0.4"]
