@@ -173,7 +173,7 @@ class Resolver:
             return self._error(query, RCODE.FORMERR)
         edns = _edns(message)
         if edns is not None and edns.edns_ver != EDNS_VERSION:
-            reply = message.reply()
+            reply = _new_reply(message)
             reply.header.rcode = BADVERS & 0xF  # the upper 8 bits go in the OPT record
             return self._reply_bytes(query, reply, extended_rcode=BADVERS >> 4)
         labels = _labels(message)
@@ -228,7 +228,7 @@ class Resolver:
                       RCODE.get(wire.rcode(answer)), len(answer))
         if len(answer) > self.reply_limit(query):
             # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
-            reply = message.reply()
+            reply = _new_reply(message)
             reply.header.tc = 1
             reply.header.aa = 0
             reply.header.rcode = wire.rcode(answer)
@@ -270,7 +270,7 @@ class Resolver:
         else:
             return None
 
-        reply = message.reply()
+        reply = _new_reply(message)
         build = self.answers
         if not records:
             reply.header.rcode = RCODE.NXDOMAIN
@@ -294,7 +294,7 @@ class Resolver:
         records = self.store.by_address(address) if address else []
         if not records:
             return None  # not a container's address: someone else's reverse zone
-        reply = message.reply()
+        reply = _new_reply(message)
         reply.rr = self.answers.ptr(message.q.qname, records)
         self._log_answer(message, reply)
         return reply
@@ -324,10 +324,21 @@ class Resolver:
         return max(CLASSIC_UDP_LIMIT, min(edns.edns_len, self.config.udp_payload))
 
     def _error(self, query: Query, rcode: int) -> bytes:
-        reply = query.message.reply()
+        reply = _new_reply(query.message)
         reply.header.rcode = rcode
         reply.header.aa = 0
         return self._reply_bytes(query, reply)
+
+
+def _new_reply(message: DNSRecord) -> DNSRecord:
+    """A reply with the id, question, RD and CD bits of ``message``; AA and RA set.
+
+    dnslib copies every flag of the query; AD must not be: dnscock validates
+    nothing (RFC 6840 §5.8), and dig sets AD in its queries.
+    """
+    reply = message.reply()
+    reply.header.ad = 0
+    return reply
 
 
 def _labels(message: DNSRecord) -> tuple[str, ...]:

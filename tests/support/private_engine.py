@@ -73,6 +73,7 @@ class PrivateEngine:
         self.socket_path = self.root / "docker.sock"
         self.url = f"unix://{self.socket_path}"
         self.subnet_octet = 100 + zlib.crc32(self.name.encode()) % 150
+        self.ipv6_prefix = f"fd00:dc0c:{self.subnet_octet:x}::/64"
         self.process: subprocess.Popen | None = None
         self._client: docker.DockerClient | None = None
 
@@ -98,6 +99,8 @@ class PrivateEngine:
                 "--bridge", self.bridge,
                 "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--ip6tables=false",
                 "--storage-driver", "vfs",
+                # IPv6 on the default bridge, from a unique-local prefix of its own.
+                "--ipv6", "--fixed-cidr-v6", self.ipv6_prefix,
                 "--shutdown-timeout", "2",
                 "--log-level", "warn",
             ],
@@ -192,6 +195,13 @@ class PrivateEngine:
             else:
                 repository, tag = reference, "latest"
             self.client.images.get(BUSYBOX_IMAGE).tag(repository, tag)
+
+    def build_image(self, reference: str, changes: list[str]) -> None:
+        """An image of busybox with Dockerfile instructions applied (``EXPOSE 80/tcp``, ``LABEL a=b``)."""
+        repository, _, tag = reference.partition(":")
+        self.client.api.import_image_from_data(
+            busybox_rootfs_tar(), repository=repository, tag=tag or "latest", changes=changes,
+        )
 
     def run(self, image: str = BUSYBOX_IMAGE, name: str | None = None, **kwargs):
         """Starts a container that sleeps (with an init, so SIGTERM stops it at once)."""

@@ -281,3 +281,16 @@ def test_a_forwarded_answer_is_not_served_once_the_name_becomes_an_alias():
     assert len(forwarder.asked) == 1, "the second answer came from the cache"
     store.put(Record("4" * 64, "shop", ("shop", "web"), aliases=("shop.example.org",), ipv4=("10.0.0.4",)))
     assert addresses(handle(resolver, "shop.example.org")) == ["10.0.0.4"]
+
+
+def test_replies_never_claim_authenticated_data():
+    resolver, _ = make_resolver()
+    message = dns.message.make_query("redis.docker", "A")
+    message.flags |= dns.flags.AD | dns.flags.CD
+    wire = message.to_wire()
+    for _ in range(2):  # built, then from the cache
+        result = gevent.event.AsyncResult()
+        resolver.handle(wire, False, result.set)
+        reply = dns.message.from_wire(result.get(timeout=5))
+        assert not reply.flags & dns.flags.AD
+        assert reply.flags & dns.flags.CD
