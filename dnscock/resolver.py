@@ -365,6 +365,7 @@ def _truncate(reply: DNSRecord, limit: int) -> bytes:
     """Drops records from the end until the reply fits ``limit``, and sets TC (RFC 2181 §9)."""
     reply.header.tc = 1
     reply.auth = []
+    reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
     answers = list(reply.rr)
     keep = len(answers)
     while True:

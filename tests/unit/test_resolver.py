@@ -294,3 +294,12 @@ def test_replies_never_claim_authenticated_data():
         reply = dns.message.from_wire(result.get(timeout=5))
         assert not reply.flags & dns.flags.AD
         assert reply.flags & dns.flags.CD
+
+
+def test_two_questions_are_formerr():
+    resolver, _ = make_resolver()
+    message = DNSRecord.question("redis.docker", "A")
+    message.add_question(DNSRecord.question("web.docker", "A").q)
+    wire = bytes(message.pack())
+    reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))), question_only=True)
+    assert reply.rcode() == dns.rcode.FORMERR
