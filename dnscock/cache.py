@@ -4,7 +4,9 @@ A cached reply is a template: a later query with the same key gets the
 template with its own id, RD bit and question spliced in. The question
 differs at most in letter case, so it has the same length and every offset
 in the template holds; answer owner names point at the question (message
-compression), so they echo the name as asked.
+compression), so they echo the name as asked. Each reply is also kept under
+the exact bytes of the query that got it, so that a repeated query is
+answered with one dict lookup and no parsing at all.
 
 * Local answers are valid for one generation of the record store and are
   dropped when it changes.
@@ -20,7 +22,9 @@ from typing import NamedTuple
 
 from dnscock import wire
 
-CacheKey = tuple  # (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit)
+# Two kinds of key: the query's bytes after its id (an exact match, found without
+# parsing), or (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit).
+CacheKey = bytes | tuple
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 3600  # RFC 2308 §5 suggests one to three hours
 _CACHEABLE_RCODES = (0, 3)  # NOERROR, NXDOMAIN
@@ -68,11 +72,17 @@ class ReplyCache:
         self._entries.clear()
 
 
-def splice(entry: CachedReply, question: wire.Question, query: bytes, now: float) -> bytes:
-    """The cached reply as an answer to ``query``."""
+def for_query(entry: CachedReply, question: wire.Question, query: bytes) -> CachedReply:
+    """The entry rewritten for exactly this query: its RD bit and its question, as asked."""
     template = entry.template
     flags = (template[2] << 8 | template[3]) & ~wire.RD | question.flags & wire.RD
-    reply = struct.pack("!HH", question.id, flags) + template[4:12] + query[12:question.end] + template[question.end:]
+    rewritten = template[:2] + struct.pack("!H", flags) + template[4:12] + query[12:question.end] + template[question.end:]
+    return entry._replace(template=rewritten)
+
+
+def render(entry: CachedReply, query: bytes, now: float) -> bytes:
+    """The reply to ``query`` (an exact match of the entry's query but for the id)."""
+    reply = query[:2] + entry.template[2:]
     if not entry.ttl_offsets:
         return reply
     elapsed = int(now - entry.stored)
