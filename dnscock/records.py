@@ -195,6 +195,12 @@ class RecordStore:
         """Records carrying the alias ``name`` (lower case, no trailing dot)."""
         return self._sorted(self._index.aliases.get(name, ()))
 
+    def has_alias(self, name: str) -> bool:
+        return name in self._index.aliases
+
+    def has_address(self, address: str) -> bool:
+        return address in self._index.addresses
+
     def by_address(self, address: str) -> list[Record]:
         """Records holding the IP ``address`` (in Python's canonical text form)."""
         return self._sorted(self._index.addresses.get(address, ()))

@@ -94,10 +94,16 @@ class Resolver:
         question = wire.parse_question(data)
         key = None
         if question is not None:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("query %s. %s from %s over %s", ".".join(wire.name_labels(question.name)),
+                          QTYPE.get(question.qtype), client, "tcp" if tcp else "udp")
             key = self._cache_key(question, tcp)
             reply = self._cached(key, question, data)
             if reply is not None:
                 respond(reply)
+                return True
+            if not tcp and question.edns_version == EDNS_VERSION and self._plainly_forwarded(question):
+                self._forward_udp(data, question, key, respond)
                 return True
         message = parse_query(data)
         if message is None:
@@ -109,7 +115,7 @@ class Resolver:
             return True
         if message.header.qr:
             return False  # a response: answering it could start a loop
-        if log.isEnabledFor(logging.DEBUG):
+        if question is None and log.isEnabledFor(logging.DEBUG):
             log.debug("query %s %s from %s over %s", message.q.qname, QTYPE.get(message.q.qtype), client,
                       "tcp" if tcp else "udp")
         self.resolve(Query(data, message, tcp, key), respond)
@@ -119,7 +125,7 @@ class Resolver:
         reply = self.answer_now(query)
         if reply is not None:
             respond(reply)
-        elif self.pool.full():
+        elif self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
             log.warning("forward pool full (%d): SERVFAIL for %s", self.pool.size, query.message.q.qname)
             respond(self._error(query, RCODE.SERVFAIL))
         else:
@@ -184,6 +190,53 @@ class Resolver:
             return False
         self.forward_cache.put(key, entry._replace(generation=self.store.generation))
         return True
+
+    # -- forwarding plain UDP queries without parsing them --
+
+    def _plainly_forwarded(self, question: wire.Question) -> bool:
+        """Is this a name the store has nothing to say about (so the query goes upstream as is)?"""
+        labels = wire.name_labels(question.name)
+        if self._is_local(labels) or self.store.has_alias(".".join(labels)):
+            return False
+        if question.qtype == QTYPE.PTR:
+            address = reverse_address(labels)
+            return not (address and self.store.has_address(address))
+        return True
+
+    def _forward_udp(self, data: bytes, question: wire.Question, key: cache.CacheKey, respond: Respond) -> None:
+        if self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
+            log.warning("forward pool full (%d): SERVFAIL", self.config.forward_pool)
+            respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
+                                               udp_payload=self.config.udp_payload))
+            return
+        generation = self.store.generation
+
+        def done(answer: bytes | None, problem: str) -> None:
+            if answer is None:
+                log.warning("forwarding %s failed: %s", ".".join(wire.name_labels(question.name)), problem)
+                respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
+                                                   udp_payload=self.config.udp_payload))
+            elif len(answer) > key[3]:
+                # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
+                respond(wire.reply_without_records(data, question, wire.rcode(answer), tc=True,
+                                                   udp_payload=self.config.udp_payload))
+            else:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("forwarded %s: %s, %d bytes", ".".join(wire.name_labels(question.name)),
+                              RCODE.get(wire.rcode(answer)), len(answer))
+                self._cache_forwarded(data, key, answer, generation)
+                respond(answer)
+
+        self.forwarder.submit(data, done, question.end)
+
+    def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int) -> None:
+        if not self.forward_cache.max_entries:
+            return
+        entry = cache.forwarded_entry(answer, time.monotonic())
+        if entry is not None:
+            entry = entry._replace(generation=generation)
+            self.forward_cache.put(key, entry)
+            self.forward_cache.put(data[2:], entry)
 
     # -- building replies --
 
@@ -259,11 +312,7 @@ class Resolver:
             reply.header.rcode = wire.rcode(answer)
             return self._reply_bytes(query, reply)
         if query.cache_key is not None:
-            entry = cache.forwarded_entry(answer, time.monotonic())
-            if entry is not None:
-                entry = entry._replace(generation=generation)
-                self.forward_cache.put(query.cache_key, entry)
-                self.forward_cache.put(query.raw[2:], entry)
+            self._cache_forwarded(query.raw, query.cache_key, answer, generation)
         return answer
 
     # -- local answers --

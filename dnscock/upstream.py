@@ -1,33 +1,37 @@
-"""Forwarding to upstream nameservers: shared sockets, timeouts, failover.
+"""Forwarding to upstream nameservers: shared sockets, timeouts, failover, health.
 
-Each upstream gets one UDP socket shared by every query forwarded to it; a
-reader greenlet hands each reply to the query waiting for its id. (A socket
-per query costs a bind and a close per query, about four times the work.)
-A reply is accepted only from the upstream's address (the socket is
-connected), with a pending id and the question that was asked.
+Each upstream gets one UDP socket shared by every query forwarded to it.
+A forwarded query is an ``_Exchange`` driven by the event loop: it is sent
+with an id of its own, a loop timer stands for its timeout, and the
+socket's read watcher hands each reply to the exchange waiting for its id.
+No greenlet waits on a forwarded UDP query: at tens of thousands of queries
+a second, a greenlet switch and a timeout object per query cost more than
+the rest of the work. A reply is accepted only from the upstream's address
+(the socket is connected), with a pending id and the question that was
+asked.
 
 Nameservers are tried in order within the overall timeout. No answer, an
 unreadable answer or FORMERR / SERVFAIL / NOTIMP / REFUSED from one of
-them moves on to the next; when none gives an answer, ``forward`` raises
-``UpstreamError`` and the resolver answers SERVFAIL. An upstream that gave
-no answer ``max_fails`` times in a row is skipped until a background probe
+them moves on to the next; when none gives an answer the exchange ends
+with ``None`` and the resolver answers SERVFAIL. An upstream that gave no
+answer ``max_fails`` times in a row is skipped until a background probe
 (one at a time) gets an answer from it. A truncated UDP answer is asked
-again over TCP, as is every query that came by TCP.
+again over TCP (in a greenlet), as is every query that came by TCP.
 """
 
 from __future__ import annotations
 
+import _socket
 import logging
 import random
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gevent
 import gevent.event
-from gevent import socket as gsocket
-
 from dnslib import DNSRecord
+from gevent import socket as gsocket
 
 from dnscock import wire
 from dnscock.config import Address
@@ -38,40 +42,58 @@ log = logging.getLogger("dnscock.upstream")
 # Upstream answers that mean "this server failed", not "this is the answer".
 _FAILURE_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
 _MAX_MESSAGE = 65535
+_READS_PER_WAKEUP = 256
+_SWEEP_INTERVAL = 0.01  # how often timed-out exchanges are looked for (seconds)
 PROBE_QUERY = bytes(DNSRecord.question(".", "NS").pack())
 PROBE_FIRST, PROBE_MAX = 0.5, 30.0
+
+# Called once per forwarded query: (the reply with the client's id, or None; what went wrong).
+Done = Callable[[bytes | None, str], None]
 
 
 class UpstreamError(DnscockError):
     """No upstream nameserver answered usefully in time."""
 
 
+class _Pending:
+    """What a UDP channel needs of a query in flight: its bytes and whom to tell."""
+
+    __slots__ = ("outgoing", "question_end", "on_reply", "on_error")
+
+    def __init__(self, outgoing: bytes, question_end: int, on_reply: Callable[[bytes], None],
+                 on_error: Callable[[str], None]) -> None:
+        self.outgoing, self.question_end, self.on_reply, self.on_error = outgoing, question_end, on_reply, on_error
+
+
 class _UdpChannel:
-    """One connected UDP socket to one upstream, with the queries waiting on it."""
+    """One connected UDP socket to one upstream, read by an event-loop watcher."""
 
     def __init__(self, address: Address) -> None:
         self.address = address
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        self._socket = gsocket.socket(family, socket.SOCK_DGRAM)
+        # A plain non-blocking socket: it is only ever read when the loop says it is readable.
+        self._socket = _socket.socket(family, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
         self._socket.connect((address.host, address.port))
-        self._pending: dict[int, tuple[bytes, gevent.event.AsyncResult]] = {}
-        self._reader = gevent.spawn(self._read_replies)
+        self._pending: dict[int, _Pending] = {}
+        self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
+        self._watcher.start(self._on_readable)
 
-    def ask(self, query: bytes, timeout: float) -> bytes:
-        """Sends ``query`` (any id) and returns the reply (with our id), or raises."""
+    def send(self, query: bytes, on_reply: Callable[[bytes], None], on_error: Callable[[str], None],
+             question_end: int | None = None) -> int:
+        """Sends ``query`` under a fresh id; returns the id (for ``forget``). Raises OSError.
+
+        ``question_end``, when the caller knows it, spares parsing the question again.
+        """
         message_id = self._free_id()
         outgoing = wire.with_id(query, message_id)
-        waiter = gevent.event.AsyncResult()
-        self._pending[message_id] = (outgoing, waiter)
-        try:
-            self._socket.send(outgoing)
-            return waiter.get(timeout=timeout)
-        except gevent.Timeout:
-            raise UpstreamError(f"{self.address}: no answer within {timeout:.2f}s") from None
-        except OSError as error:
-            raise UpstreamError(f"{self.address}: {error.strerror or error}") from None
-        finally:
-            self._pending.pop(message_id, None)
+        self._socket.send(outgoing)
+        end = question_end or wire.question_end(query) or wire.HEADER_LENGTH
+        self._pending[message_id] = _Pending(outgoing, end, on_reply, on_error)
+        return message_id
+
+    def forget(self, message_id: int) -> None:
+        self._pending.pop(message_id, None)
 
     def _free_id(self) -> int:
         while True:
@@ -79,40 +101,55 @@ class _UdpChannel:
             if message_id not in self._pending:
                 return message_id
 
-    def _read_replies(self) -> None:
-        while True:
+    def _on_readable(self) -> None:
+        # Runs in the hub: nothing here may block, and a bug must not stop the watcher.
+        for _ in range(_READS_PER_WAKEUP):
             try:
                 reply = self._socket.recv(_MAX_MESSAGE)
+            except BlockingIOError:
+                return
             except ConnectionRefusedError:
                 # ICMP port unreachable: every query in flight went to a closed port.
-                self._fail_all(UpstreamError(f"{self.address}: connection refused"))
+                self._fail_all("connection refused")
                 continue
             except OSError as error:
                 log.warning("upstream %s: receive failed: %s", self.address, error)
-                self._fail_all(UpstreamError(f"{self.address}: {error}"))
-                gevent.sleep(0.1)
-                continue
-            fields = wire.header_fields(reply)
-            if fields is None or not fields[1] & wire.QR:
-                log.debug("upstream %s: dropped %d bytes that are no DNS reply", self.address, len(reply))
-                continue
-            pending = self._pending.get(fields[0])
-            if pending is None or not wire.same_question(pending[0], reply):
-                log.debug("upstream %s: dropped a reply with an unknown id or question", self.address)
-                continue
-            pending[1].set(reply)
+                self._fail_all(str(error))
+                return
+            try:
+                self._dispatch(reply)
+            except Exception:
+                log.exception("upstream %s: failed to handle a reply", self.address)
 
-    def _fail_all(self, error: Exception) -> None:
-        for _, waiter in list(self._pending.values()):
-            waiter.set_exception(error)
+    def _dispatch(self, reply: bytes) -> None:
+        fields = wire.header_fields(reply)
+        if fields is None or not fields[1] & wire.QR:
+            log.debug("upstream %s: dropped %d bytes that are no DNS reply", self.address, len(reply))
+            return
+        pending = self._pending.get(fields[0])
+        if pending is None or not (
+            reply[wire.HEADER_LENGTH:pending.question_end] == pending.outgoing[wire.HEADER_LENGTH:pending.question_end]
+            or wire.same_question(pending.outgoing, reply)
+        ):
+            log.debug("upstream %s: dropped a reply with an unknown id or question", self.address)
+            return
+        del self._pending[fields[0]]
+        pending.on_reply(reply)
+
+    def _fail_all(self, problem: str) -> None:
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            entry.on_error(problem)
 
     def close(self) -> None:
-        self._reader.kill(block=False)
+        self._watcher.stop()
+        self._watcher.close()
         self._socket.close()
+        self._pending.clear()
 
 
 class Upstream:
-    """One upstream nameserver: how to ask it (UDP, TCP) and whether it seems alive."""
+    """One upstream nameserver: its UDP channel, TCP asks, and whether it seems alive."""
 
     def __init__(self, address: Address, max_fails: int, probe_timeout: float) -> None:
         self.address = address
@@ -123,21 +160,25 @@ class Upstream:
         self._udp: _UdpChannel | None = None
         self._probe: gevent.Greenlet | None = None
 
-    def ask(self, query: bytes, timeout: float, tcp: bool) -> bytes:
-        deadline = time.monotonic() + timeout
-        if not tcp:
-            reply = self._channel().ask(query, timeout)
-            if not reply[2] & 0x02:  # TC clear: the whole answer came by UDP
-                return reply
-            log.debug("upstream %s: truncated UDP answer, asking again over TCP", self.address)
-        return self._ask_tcp(query, max(0.0, deadline - time.monotonic()))
-
-    def _channel(self) -> _UdpChannel:
+    def channel(self) -> _UdpChannel:
         if self._udp is None:
             self._udp = _UdpChannel(self.address)
         return self._udp
 
-    def _ask_tcp(self, query: bytes, timeout: float) -> bytes:
+    def ask_udp(self, query: bytes, timeout: float) -> bytes:
+        """Blocks the calling greenlet for one UDP exchange (used by probes)."""
+        result = gevent.event.AsyncResult()
+        message_id = self.channel().send(query, result.set, lambda problem: result.set_exception(OSError(problem)))
+        try:
+            return result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise UpstreamError(f"{self.address}: no answer within {timeout:.2f}s") from None
+        except OSError as error:
+            raise UpstreamError(f"{self.address}: {error}") from None
+        finally:
+            self.channel().forget(message_id)
+
+    def ask_tcp(self, query: bytes, timeout: float) -> bytes:
         try:
             with gevent.Timeout(timeout):
                 conn = gsocket.create_connection((self.address.host, self.address.port))
@@ -178,8 +219,8 @@ class Upstream:
         while self.down:
             gevent.sleep(delay)
             try:
-                self._channel().ask(PROBE_QUERY, self.probe_timeout)
-            except UpstreamError as error:
+                self.ask_udp(PROBE_QUERY, self.probe_timeout)
+            except (UpstreamError, OSError) as error:
                 log.debug("probe of %s: %s", self.address, error)
                 delay = min(delay * 2, PROBE_MAX)
                 continue
@@ -204,18 +245,150 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
+class _Exchange:
+    """One query forwarded over UDP, on its way through the upstreams."""
+
+    __slots__ = ("forwarder", "query", "question_end", "done", "candidates", "position", "deadline", "problems",
+                 "attempt_deadline", "upstream", "message_id")
+
+    def __init__(self, forwarder: Forwarder, query: bytes, done: Done, candidates: list[Upstream],
+                 question_end: int | None) -> None:
+        self.forwarder, self.query, self.done, self.candidates = forwarder, query, done, candidates
+        self.question_end = question_end
+        self.position = 0
+        self.deadline = time.monotonic() + forwarder.timeout
+        self.problems: list[str] = []
+        self.attempt_deadline = 0.0
+        self.upstream: Upstream | None = None
+        self.message_id = -1
+
+    def try_next(self) -> None:
+        while self.position < len(self.candidates):
+            upstream = self.candidates[self.position]
+            self.position += 1
+            now = time.monotonic()
+            remaining = self.deadline - now
+            if remaining <= 0:
+                break
+            # Share what is left among the servers not yet tried.
+            budget = remaining / (len(self.candidates) - self.position + 1)
+            try:
+                self.message_id = upstream.channel().send(self.query, self.on_reply, self.on_error, self.question_end)
+            except OSError as error:
+                upstream.failed()
+                self.problems.append(f"{upstream.address}: {error.strerror or error}")
+                continue
+            self.upstream = upstream
+            self.attempt_deadline = now + budget
+            self.forwarder.watch(self)
+            return
+        self.finish(None, "; ".join(self.problems) or "no time left to ask an upstream")
+
+    def on_reply(self, reply: bytes) -> None:
+        upstream = self.upstream
+        assert upstream is not None
+        self.forwarder.unwatch(self)
+        upstream.succeeded()
+        if reply[2] & 0x02:  # TC: the whole answer needs TCP, which needs a greenlet
+            log.debug("upstream %s: truncated UDP answer, asking again over TCP", upstream.address)
+            gevent.spawn(self._over_tcp, upstream)
+            return
+        if wire.rcode(reply) in _FAILURE_RCODES:
+            self.problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
+            self.try_next()
+            return
+        self.finish(self.query[:2] + reply[2:], "")
+
+    def _over_tcp(self, upstream: Upstream) -> None:
+        try:
+            reply = upstream.ask_tcp(self.query, max(0.0, self.deadline - time.monotonic()))
+        except UpstreamError as error:
+            self.problems.append(str(error))
+            self.try_next()
+            return
+        self.finish(reply, "")
+
+    def on_error(self, problem: str) -> None:
+        self.forwarder.unwatch(self)
+        self._failed(problem)
+
+    def on_timeout(self) -> None:
+        if self.upstream is not None:
+            self.upstream.channel().forget(self.message_id)
+        self._failed("no answer in time")
+
+    def _failed(self, problem: str) -> None:
+        upstream = self.upstream
+        assert upstream is not None
+        upstream.failed()
+        self.problems.append(f"{upstream.address}: {problem}")
+        self.try_next()
+
+    def finish(self, reply: bytes | None, problem: str) -> None:
+        self.forwarder.in_flight -= 1
+        try:
+            self.done(reply, problem)
+        except Exception:
+            log.exception("failed to deliver a forwarded answer")
+
+
 class Forwarder:
     """Sends queries to the upstream nameservers in order until one answers."""
 
     def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3) -> None:
         self.timeout = timeout
         self.upstreams = [Upstream(address, max_fails, timeout) for address in nameservers]
+        self.in_flight = 0  # UDP exchanges not yet finished
+        # Attempts in flight, swept by one loop timer (cheaper than a timer each). At most
+        # forward_pool of them, and only while queries are in flight.
+        self._attempts: dict[int, _Exchange] = {}
+        self._sweeper = None
+
+    def watch(self, exchange: _Exchange) -> None:
+        self._attempts[id(exchange)] = exchange
+        if self._sweeper is None:
+            self._sweeper = gevent.get_hub().loop.timer(_SWEEP_INTERVAL, _SWEEP_INTERVAL)
+            self._sweeper.start(self._sweep)
+
+    def unwatch(self, exchange: _Exchange) -> None:
+        self._attempts.pop(id(exchange), None)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        expired = [exchange for exchange in self._attempts.values() if exchange.attempt_deadline <= now]
+        for exchange in expired:
+            self.unwatch(exchange)
+            try:
+                exchange.on_timeout()
+            except Exception:
+                log.exception("failed to time out a forwarded query")
+        if not self._attempts and self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper.close()
+            self._sweeper = None
+
+    def submit(self, query: bytes, done: Done, question_end: int | None = None) -> None:
+        """Forwards ``query`` over UDP without blocking; ``done`` is called once, later or at once."""
+        self.in_flight += 1
+        candidates = [upstream for upstream in self.upstreams if not upstream.down]
+        exchange = _Exchange(self, query, done, candidates, question_end)
+        if not candidates:
+            exchange.finish(None, "every upstream is down (probing them in the background)")
+            return
+        exchange.try_next()
 
     def forward(self, query: bytes, tcp: bool = False) -> bytes:
-        """The first useful upstream reply to ``query``, carrying the query's id.
+        """Blocks the calling greenlet for the first useful reply, with the query's id.
 
-        Over TCP when ``tcp`` (the client came by TCP) or when a UDP answer came back truncated.
+        Over TCP when ``tcp`` (the client came by TCP), else as ``submit``.
         """
+        if not tcp:
+            result = gevent.event.AsyncResult()
+            self.submit(query, lambda reply, problem: result.set((reply, problem)))
+            reply, problem = result.get()
+            if reply is None:
+                raise UpstreamError(problem)
+            return reply
         deadline = time.monotonic() + self.timeout
         candidates = [upstream for upstream in self.upstreams if not upstream.down]
         if not candidates:
@@ -225,10 +398,8 @@ class Forwarder:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            # Share what is left among the servers not yet tried.
-            budget = remaining / (len(candidates) - position)
             try:
-                reply = upstream.ask(query, budget, tcp)
+                reply = upstream.ask_tcp(query, remaining / (len(candidates) - position))
             except UpstreamError as error:
                 upstream.failed()
                 problems.append(str(error))
@@ -237,9 +408,13 @@ class Forwarder:
             if wire.rcode(reply) in _FAILURE_RCODES:
                 problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
                 continue
-            return query[:2] + reply[2:]
+            return reply
         raise UpstreamError("; ".join(problems) or "no time left to ask an upstream")
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper.close()
+            self._sweeper = None
         for upstream in self.upstreams:
             upstream.close()

@@ -69,6 +69,8 @@ def same_question(query: bytes, reply: bytes) -> bool:
     end = question_end(query)
     if end is None:
         return True  # nothing to compare against; the id alone must do
+    if reply[HEADER_LENGTH:end] == query[HEADER_LENGTH:end]:
+        return True  # the usual case: the upstream echoed the question byte for byte
     name_end = end - 4
     return (
         reply[HEADER_LENGTH:name_end].lower() == query[HEADER_LENGTH:name_end].lower()
@@ -197,3 +199,18 @@ def soa_minimum(message: bytes, info: RecordInfo) -> int | None:
     if info.rtype != TYPE_SOA or info.rdlength < 22:
         return None
     return struct.unpack_from("!I", message, info.rdata_offset + info.rdlength - 4)[0]
+
+
+def reply_without_records(query: bytes, question: Question, rcode: int, *, tc: bool = False,
+                          udp_payload: int = 1232) -> bytes:
+    """A reply with the query's question and no records (SERVFAIL, or TC to say "use TCP").
+
+    It carries an OPT record when the query did (RFC 6891 §7).
+    """
+    flags = QR | (question.flags & (OPCODE_MASK | RD | 0x0010)) | 0x0080 | (rcode & 0xF)  # 0x10: CD, 0x80: RA
+    if tc:
+        flags |= 0x0200
+    edns = question.edns_payload is not None
+    header = struct.pack("!HHHHHH", question.id, flags, 1, 0, 0, 1 if edns else 0)
+    opt = b"\x00" + _RR_FIXED.pack(TYPE_OPT, udp_payload, 0, 0) if edns else b""
+    return header + query[HEADER_LENGTH:question.end] + opt

@@ -25,6 +25,22 @@ class FakeForwarder:
 
     def __init__(self, reply: bytes | None = None, block: float = 0.0) -> None:
         self.reply, self.block, self.asked = reply, block, []
+        self.in_flight = 0
+
+    def submit(self, query: bytes, done, question_end: int | None = None) -> None:
+        self.in_flight += 1
+
+        def run():
+            try:
+                answer = self.forward(query)
+            except UpstreamError as error:
+                answer, problem = None, str(error)
+            else:
+                problem = ""
+            self.in_flight -= 1
+            done(answer, problem)
+
+        gevent.spawn(run)
 
     def forward(self, query: bytes, tcp: bool = False) -> bytes:
         self.asked.append(query)

@@ -1,0 +1,962 @@
+"""A fake Docker Engine API server on a unix socket, for benchmarks with many containers.
+
+It answers the few endpoints dnscock uses, in the JSON shapes of Docker
+20.10 (API 1.41), for N running containers made up deterministically (no
+randomness, so runs are comparable): names ``c00001``..., images spread over
+M names (every 10th with a registry path), unique addresses in 10.0.0.0/8
+(bridge network 10.0.0.0/16 first, gateway 10.0.0.1), every 10th container
+with a ``DNSDOCK_ALIAS`` and every 5th image exposing a port.
+
+Endpoints, with or without a ``/v1.NN`` prefix: ``GET|HEAD /_ping``,
+``GET /version``, ``GET /containers/json``, ``GET /containers/{id}/json``
+(full id, name or unique prefix) and ``GET /events`` (chunked, one JSON
+object per line, open until the client leaves or the server stops; ``since``
+and ``until`` are accepted and ignored, nothing is replayed).
+
+From a shell (standard library only, no gevent: it runs in its own process)::
+
+    python bench/fake_engine.py --socket /tmp/docker.sock --containers 10000 [--images 50] [--ready-file PATH]
+
+From Python::
+
+    engine = FakeEngine("/tmp/docker.sock", containers=50)
+    engine.start()
+    added = engine.add_container()          # emits "start" on every /events stream
+    engine.remove_container(added.id)       # emits "die", "stop", "destroy"
+    engine.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import queue
+import re
+import select
+import signal
+import socket
+import socketserver
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.12"
+ENGINE_VERSION = "20.10.24"
+GIT_COMMIT = "5d6db84"
+GO_VERSION = "go1.19.7"
+BUILD_TIME = "2023-04-04T10:29:16.000000000+00:00"
+CONTAINERD_COMMIT = "2806fc1057397dbaeefbea0e4e17bddfbd388f38"
+
+BASE_TIME = 1_700_000_000  # container i was created at BASE_TIME + i
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOSTS_PER_SUBNET = 256 * 253  # per 10.x.0.0/16: last octet 2..254 in each /24 (10.x.0.1 is the gateway)
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+Json = dict[str, Any]
+
+
+def _hex(seed: str) -> str:
+    """64 hex digits that depend only on ``seed``."""
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+BRIDGE_NETWORK_ID = _hex("fake-engine network bridge")
+
+
+def _json_bytes(document: Any) -> bytes:
+    # Compact, newline-terminated: what Go's json.Encoder writes.
+    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+
+
+def _rfc3339(seconds: int, nanos: int = 0) -> str:
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
+def container_ip(index: int) -> str:
+    """A unique address for container ``index`` (1-based): 10.a.b.c with c in 2..254."""
+    second, rest = divmod(index - 1, HOSTS_PER_SUBNET)
+    if second > 255:
+        raise ValueError(f"no address left in 10.0.0.0/8 for container {index}")
+    third, fourth = divmod(rest, 253)
+    return f"10.{second}.{third}.{fourth + 2}"
+
+
+def _gateway(ip: str) -> str:
+    first, second = ip.split(".")[:2]
+    return f"{first}.{second}.0.1"
+
+
+def _mac(ip: str) -> str:
+    # Docker derives bridge MAC addresses the same way: 02:42 + the IPv4 octets.
+    return "02:42:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
+
+
+class Image(NamedTuple):
+    reference: str
+    id: str  # "sha256:<64 hex>"
+    exposed_ports: tuple[str, ...] = ()
+
+
+def make_image(number: int) -> Image:
+    """Image ``number`` (1-based): every 10th from a registry, every 5th exposing a port."""
+    if number % 10 == 0:
+        reference = f"registry.example.com/team/img{number:04d}:v1"
+    else:
+        reference = f"img{number:04d}:latest"
+    ports = ("6379/tcp",) if number % 5 == 0 else ()
+    return Image(reference, "sha256:" + _hex("image " + reference), ports)
+
+
+def _custom_image(reference: str) -> Image:
+    return Image(reference, "sha256:" + _hex("image " + reference))
+
+
+@dataclass
+class FakeContainer:
+    """One running container; its API documents are built once, on first use."""
+
+    index: int
+    id: str
+    name: str
+    image: Image
+    env: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    _summary_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _inspect_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def ip(self) -> str:
+        return container_ip(self.index)
+
+    @property
+    def created(self) -> int:
+        return BASE_TIME + self.index
+
+    def summary_json(self) -> bytes:
+        if self._summary_json is None:
+            self._summary_json = json.dumps(self.summary(), separators=(",", ":")).encode()
+        return self._summary_json
+
+    def inspect_json(self) -> bytes:
+        if self._inspect_json is None:
+            self._inspect_json = _json_bytes(self.inspect())
+        return self._inspect_json
+
+    def endpoint(self) -> Json:
+        ip = self.ip
+        return {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": None,
+            "NetworkID": BRIDGE_NETWORK_ID,
+            "EndpointID": _hex("endpoint " + self.id),
+            "Gateway": _gateway(ip),
+            "IPAddress": ip,
+            "IPPrefixLen": 16,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": _mac(ip),
+            "DriverOpts": None,
+        }
+
+    def summary(self, size: bool = False) -> Json:
+        """The ``GET /containers/json`` item."""
+        document: Json = {
+            "Id": self.id,
+            "Names": ["/" + self.name],
+            "Image": self.image.reference,
+            "ImageID": self.image.id,
+            "Command": "sleep 3600",
+            "Created": self.created,
+            "Ports": [_port_summary(port) for port in self.image.exposed_ports],
+            "Labels": dict(self.labels),
+            "State": "running",
+            "Status": "Up 5 minutes",
+            "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": {"bridge": self.endpoint()}},
+            "Mounts": [],
+        }
+        if size:
+            document["SizeRw"] = 0
+            document["SizeRootFs"] = 1_234_567 + self.index
+        return document
+
+    def inspect(self) -> Json:
+        """The ``GET /containers/{id}/json`` document."""
+        run_dir = f"/var/lib/docker/containers/{self.id}"
+        return {
+            "Id": self.id,
+            "Created": _rfc3339(self.created, 123_456_789),
+            "Path": "sleep",
+            "Args": ["3600"],
+            "State": self._state(),
+            "Image": self.image.id,
+            "ResolvConfPath": f"{run_dir}/resolv.conf",
+            "HostnamePath": f"{run_dir}/hostname",
+            "HostsPath": f"{run_dir}/hosts",
+            "LogPath": f"{run_dir}/{self.id}-json.log",
+            "Name": "/" + self.name,
+            "RestartCount": 0,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "docker-default",
+            "ExecIDs": None,
+            "HostConfig": _host_config(),
+            "GraphDriver": self._graph_driver(),
+            "Mounts": [],
+            "Config": self._config(),
+            "NetworkSettings": self._network_settings(),
+        }
+
+    def _state(self) -> Json:
+        return {
+            "Status": "running",
+            "Running": True,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": 10_000 + self.index,
+            "ExitCode": 0,
+            "Error": "",
+            "StartedAt": _rfc3339(self.created + 1, 987_654_321),
+            "FinishedAt": ZERO_TIME,
+        }
+
+    def _graph_driver(self) -> Json:
+        layer = f"/var/lib/docker/overlay2/{_hex('layer ' + self.id)}"
+        return {
+            "Data": {
+                "LowerDir": f"{layer}-init/diff",
+                "MergedDir": f"{layer}/merged",
+                "UpperDir": f"{layer}/diff",
+                "WorkDir": f"{layer}/work",
+            },
+            "Name": "overlay2",
+        }
+
+    def _config(self) -> Json:
+        config: Json = {
+            "Hostname": self.id[:12],
+            "Domainname": "",
+            "User": "",
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "Env": list(self.env),
+            "Cmd": ["sleep", "3600"],
+            "Image": self.image.reference,
+            "Volumes": None,
+            "WorkingDir": "",
+            "Entrypoint": None,
+            "OnBuild": None,
+            "Labels": dict(self.labels),
+        }
+        if self.image.exposed_ports:  # omitted when empty, as Docker does
+            config["ExposedPorts"] = {port: {} for port in self.image.exposed_ports}
+        return config
+
+    def _network_settings(self) -> Json:
+        endpoint = self.endpoint()
+        sandbox = _hex("sandbox " + self.id)
+        return {
+            "Bridge": "",
+            "SandboxID": sandbox,
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            # Exposed but unpublished ports appear with a null binding.
+            "Ports": {port: None for port in self.image.exposed_ports},
+            "SandboxKey": f"/var/run/docker/netns/{sandbox[:12]}",
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": endpoint["EndpointID"],
+            "Gateway": endpoint["Gateway"],
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": endpoint["IPAddress"],
+            "IPPrefixLen": 16,
+            "IPv6Gateway": "",
+            "MacAddress": endpoint["MacAddress"],
+            "Networks": {"bridge": endpoint},
+        }
+
+
+def _port_summary(port: str) -> Json:
+    """``"6379/tcp"`` -> the listing's ``{"PrivatePort": 6379, "Type": "tcp"}`` (exposed, not published)."""
+    number, _, protocol = port.partition("/")
+    return {"PrivatePort": int(number), "Type": protocol}
+
+
+def _host_config() -> Json:
+    """The HostConfig of ``docker run -d IMAGE sleep 3600`` (the fields that matter)."""
+    return {
+        "Binds": None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "default",
+        "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "CapAdd": None,
+        "CapDrop": None,
+        "CgroupnsMode": "private",
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": None,
+        "GroupAdd": None,
+        "IpcMode": "private",
+        "Cgroup": "",
+        "Links": None,
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": False,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": False,
+        "SecurityOpt": None,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": 67_108_864,
+        "Runtime": "runc",
+        "ConsoleSize": [0, 0],
+        "Isolation": "",
+        "CpuShares": 0,
+        "Memory": 0,
+        "NanoCpus": 0,
+        "CgroupParent": "",
+        "Init": None,
+    }
+
+
+def make_container(
+    index: int, image: Image, name: str | None = None, env: Sequence[str] | None = None
+) -> FakeContainer:
+    """Container ``index`` (1-based); by default every 10th has a DNSDOCK_ALIAS."""
+    if env is None:
+        env = [f"DNSDOCK_ALIAS=alias{index}.example.test"] if index % 10 == 0 else []
+    return FakeContainer(
+        index=index,
+        id=_hex(f"container {index}"),
+        name=name or f"c{index:05d}",
+        image=image,
+        env=(PATH_ENV, *env),
+    )
+
+
+def version_document() -> Json:
+    """``GET /version`` of a Docker 20.10.24 engine on this kernel."""
+    kernel = platform.release()
+    details = {
+        "ApiVersion": API_VERSION, "Arch": "amd64", "BuildTime": BUILD_TIME, "Experimental": "false",
+        "GitCommit": GIT_COMMIT, "GoVersion": GO_VERSION, "KernelVersion": kernel,
+        "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+    }
+    return {
+        "Platform": {"Name": "Docker Engine - Community"},
+        "Components": [
+            {"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
+            {"Name": "containerd", "Version": "1.6.20", "Details": {"GitCommit": CONTAINERD_COMMIT}},
+            {"Name": "runc", "Version": "1.1.5", "Details": {"GitCommit": "v1.1.5-0-gf19387a"}},
+            {"Name": "docker-init", "Version": "0.19.0", "Details": {"GitCommit": "de40ad0"}},
+        ],
+        "Version": ENGINE_VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": GO_VERSION,
+        "Os": "linux",
+        "Arch": "amd64",
+        "KernelVersion": kernel,
+        "BuildTime": BUILD_TIME,
+    }
+
+
+def container_event(action: str, container: FakeContainer, extra: Mapping[str, str] | None = None) -> Json:
+    """A container event as API 1.41 sends it (with the legacy status/id/from keys)."""
+    now = time.time_ns()
+    attributes = {**container.labels, "image": container.image.reference, "name": container.name, **(extra or {})}
+    return {
+        "status": action,
+        "id": container.id,
+        "from": container.image.reference,
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": container.id, "Attributes": attributes},
+        "scope": "local",
+        "time": now // 1_000_000_000,
+        "timeNano": now,
+    }
+
+
+# --- query parameters -------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A 400 answer; the message goes to the client."""
+
+
+def _bool_param(query: Mapping[str, list[str]], name: str) -> bool:
+    # Docker's httputils.BoolValue.
+    value = (query.get(name) or [""])[0].strip().lower()
+    return value not in ("", "0", "no", "false", "none")
+
+
+def _int_param(query: Mapping[str, list[str]], name: str, default: int) -> int:
+    value = (query.get(name) or [""])[0]
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {value!r}") from None
+
+
+def parse_filters(query: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """``filters`` as ``{key: [values]}``; accepts the list and the legacy ``{value: true}`` forms."""
+    raw = (query.get("filters") or [""])[0]
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        raise BadRequest(f"invalid filter: {raw}") from None
+    if not isinstance(decoded, dict):
+        raise BadRequest(f"invalid filter: {raw}")
+    return {key: list(values) for key, values in decoded.items()}
+
+
+LIST_FILTERS = frozenset({"id", "name", "status", "label"})
+
+
+def _label_matches(labels: Mapping[str, str], wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None  # Docker's name filter is a regular expression
+    except re.error:
+        raise BadRequest(f"invalid filter 'name={pattern}'") from None
+
+
+def list_filter_matches(filters: Mapping[str, list[str]], container: FakeContainer) -> bool:
+    """Docker's list filters that a running container can meet: id, name, status, label."""
+    checks = {
+        "id": lambda value: container.id.startswith(value),
+        "name": lambda value: _name_matches(value, container.name),
+        "status": lambda value: value == "running",
+        "label": lambda value: _label_matches(container.labels, value),
+    }
+    return all(any(checks[key](value) for value in values) for key, values in filters.items() if values)
+
+
+def event_filter_matches(filters: Mapping[str, list[str]], event: Json) -> bool:
+    """Docker's event filters, for a container event; keys for other kinds of objects exclude it."""
+    actor = event["Actor"]
+
+    def accepts(key: str, value: str) -> bool:
+        if key == "container":  # Docker's fuzzy match: an id or name prefix
+            return actor["ID"].startswith(value) or actor["Attributes"].get("name", "").startswith(value)
+        if key == "label":
+            return _label_matches(actor["Attributes"], value)
+        fields = {"type": event["Type"], "event": event["Action"], "image": event["from"], "scope": event["scope"]}
+        return fields.get(key) == value
+
+    return all(any(accepts(key, value) for value in values) for key, values in filters.items() if values)
+
+
+# --- the engine ------------------------------------------------------------------
+
+
+class _Subscriber:
+    def __init__(self, filters: Mapping[str, list[str]]) -> None:
+        self.filters = filters
+        self.queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+
+class FakeEngine:
+    """The container table and event hub; ``start()`` serves it on ``socket_path``."""
+
+    def __init__(self, socket_path: str | os.PathLike[str], containers: int = 0, images: int = 50) -> None:
+        if images < 1:
+            raise ValueError("images must be at least 1")
+        self.socket_path = Path(socket_path)
+        self.images = [make_image(number) for number in range(1, images + 1)]
+        self._lock = threading.Lock()
+        self._by_id: dict[str, FakeContainer] = {}
+        self._by_name: dict[str, FakeContainer] = {}
+        self._subscribers: set[_Subscriber] = set()
+        self._generation = 0  # bumped by every change of the table
+        self._list_json: tuple[int, bytes] | None = None  # the unfiltered listing and its generation
+        self._next_index = 1
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for _ in range(containers):
+            self._insert(self._new_container(None, None, None))
+
+    @property
+    def url(self) -> str:
+        """The docker-py ``base_url``."""
+        return f"unix://{self.socket_path}"
+
+    @property
+    def connections_accepted(self) -> int:
+        return self._server.accepted if self._server else 0
+
+    # Serving
+
+    def start(self) -> None:
+        """Listens on the socket (replacing a stale socket file) and serves in a background thread."""
+        _remove_stale_socket(self.socket_path)
+        self._server = _Server(str(self.socket_path), self)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="fake-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ends every event stream and connection, stops serving and removes the socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # no new connection after this
+        self._end_streams()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.socket_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> FakeEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # The container table
+
+    @property
+    def containers(self) -> list[FakeContainer]:
+        with self._lock:
+            return list(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def find(self, ref: str) -> FakeContainer:
+        """By full id, then name, then unique id prefix, as Docker looks up; KeyError or BadRequest."""
+        with self._lock:
+            found = self._by_id.get(ref) or self._by_name.get(ref.removeprefix("/"))
+            if found is not None:
+                return found
+            matches = [container for id_, container in self._by_id.items() if ref and id_.startswith(ref)]
+        if len(matches) > 1:
+            raise BadRequest(f"multiple IDs found with provided prefix: {ref}")
+        if not matches:
+            raise KeyError(ref)
+        return matches[0]
+
+    def add_container(
+        self, name: str | None = None, *, image: str | None = None, env: Sequence[str] | None = None
+    ) -> FakeContainer:
+        """Adds a running container (next index; its default name, image and env unless given); emits ``start``."""
+        with self._lock:
+            container = self._new_container(name, image, env)
+            if container.name in self._by_name:
+                raise ValueError(f"the container name /{container.name} is already in use")
+            self._insert(container)
+        self._emit(container_event("start", container))
+        return container
+
+    def remove_container(self, ref: str) -> FakeContainer:
+        """Stops and removes a container (id, name or prefix); emits ``die``, ``stop``, ``destroy``."""
+        container = self.find(ref)
+        with self._lock:
+            del self._by_id[container.id]
+            del self._by_name[container.name]
+            self._generation += 1
+        self._emit(container_event("die", container, {"exitCode": "137"}))
+        self._emit(container_event("stop", container))
+        self._emit(container_event("destroy", container))
+        return container
+
+    def _new_container(self, name: str | None, image: str | None, env: Sequence[str] | None) -> FakeContainer:
+        index = self._next_index
+        self._next_index += 1
+        chosen = self.images[(index - 1) % len(self.images)] if image is None else self._image(image)
+        return make_container(index, chosen, name, env)
+
+    def _image(self, reference: str) -> Image:
+        return next((image for image in self.images if image.reference == reference), None) or _custom_image(reference)
+
+    def _insert(self, container: FakeContainer) -> None:
+        self._by_id[container.id] = container
+        self._by_name[container.name] = container
+        self._generation += 1
+
+    def list_json(self, filters: Mapping[str, list[str]], limit: int, size: bool) -> bytes:
+        """The ``GET /containers/json`` body: newest first, like Docker."""
+        plain = not filters and limit <= 0 and not size
+        with self._lock:
+            generation = self._generation
+            if plain and self._list_json is not None and self._list_json[0] == generation:
+                return self._list_json[1]
+            newest_first = list(reversed(self._by_id.values()))
+        selected = [container for container in newest_first if list_filter_matches(filters, container)]
+        if limit > 0:
+            selected = selected[:limit]
+        if size:
+            items = [json.dumps(container.summary(size=True), separators=(",", ":")).encode() for container in selected]
+        else:
+            items = [container.summary_json() for container in selected]
+        body = b"[" + b",".join(items) + b"]\n"
+        if plain:
+            with self._lock:
+                self._list_json = (generation, body)
+        return body
+
+    # Events
+
+    def subscribe(self, filters: Mapping[str, list[str]]) -> _Subscriber:
+        subscriber = _Subscriber(filters)
+        with self._lock:
+            self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: _Subscriber) -> None:
+        with self._lock:
+            self._subscribers.discard(subscriber)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def _emit(self, event: Json) -> None:
+        line = _json_bytes(event)
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            if event_filter_matches(subscriber.filters, event):
+                subscriber.queue.put(line)
+
+    def _end_streams(self) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.queue.put(None)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{path} exists and is not a socket")
+    path.unlink()
+
+
+# --- HTTP --------------------------------------------------------------------------
+
+
+class _Server(socketserver.UnixStreamServer):
+    """One connection per worker thread; idle workers are reused.
+
+    docker-py keys its connection pools by full URL, so every distinct URL
+    (each container's inspect) opens a new connection: starting a thread for
+    each would cost more than answering the request.
+    """
+
+    request_queue_size = 128
+
+    def __init__(self, path: str, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._idle = 0
+        self._workers: list[threading.Thread] = []
+        self._pending: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
+        super().__init__(path, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Registered here, in the accept thread, so stop() cannot miss a fresh connection.
+        with self._lock:
+            self._open.add(request)
+            self.accepted += 1
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that idle worker is promised to this connection
+        self._pending.put(request)
+        if spawn:
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        worker = threading.Thread(target=self._work, name="fake-engine-worker", daemon=True)
+        with self._lock:
+            self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        while (request := self._pending.get()) is not None:
+            try:
+                self.finish_request(request, "")
+            except Exception:
+                self.handle_error(request, "")
+            finally:
+                self.shutdown_request(request)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wakes every worker blocked on a connection, then ends them all."""
+        with self._lock:
+            connections, workers = list(self._open), list(self._workers)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for _ in workers:
+            self._pending.put(None)
+        for worker in workers:
+            worker.join(timeout=5)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client gone or stop(): not worth a traceback
+            super().handle_error(request, client_address)
+
+
+PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+_VERSION_PREFIX = re.compile(r"^/v(\d+(?:\.\d+)*)(/.*)$")
+_INSPECT_PATH = re.compile(r"^/containers/([^/]+)/json$")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def check_api_version(version: str) -> None:
+    if _version_tuple(version) > _version_tuple(API_VERSION):
+        raise BadRequest(f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+    if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
+        raise BadRequest(
+            f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+            "please upgrade your client to a newer version"
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as docker-py reuses its connections
+    server_version = f"Docker/{ENGINE_VERSION} (linux)"
+    sys_version = ""
+    server: _Server
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # the client went away, or stop() shut the connection
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+
+    def _dispatch(self) -> None:
+        self._discard_body()
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        try:
+            prefixed = _VERSION_PREFIX.match(path)
+            if prefixed:
+                check_api_version(prefixed.group(1))
+                path = prefixed.group(2)
+            self._route(self.command, path, query)
+        except BadRequest as error:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"message": str(error)})
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        engine = self.server.engine
+        inspect = _INSPECT_PATH.match(path)
+        if path == "/_ping" and method in ("GET", "HEAD"):
+            self._send(HTTPStatus.OK, b"OK", "text/plain; charset=utf-8", PING_HEADERS)
+        elif method != "GET":
+            self._send_json(HTTPStatus.NOT_FOUND, {"message": "page not found"})
+        elif path == "/version":
+            self._send_json(HTTPStatus.OK, version_document())
+        elif path == "/containers/json":
+            self._list(engine, query)
+        elif inspect:
+            self._inspect(engine, inspect.group(1))
+        elif path == "/events":
+            self._stream_events(engine, parse_filters(query))
+        else:
+            self._send_json(HTTPStatus.NOT_FOUND, {"message": "page not found"})
+
+    def _list(self, engine: FakeEngine, query: dict[str, list[str]]) -> None:
+        filters = parse_filters(query)
+        unknown = set(filters) - LIST_FILTERS
+        if unknown:
+            raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
+        body = engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size"))
+        self._send(HTTPStatus.OK, body)
+
+    def _inspect(self, engine: FakeEngine, ref: str) -> None:
+        try:
+            container = engine.find(ref)
+        except KeyError:
+            self._send_json(HTTPStatus.NOT_FOUND, {"message": f"No such container: {ref}"})
+            return
+        self._send(HTTPStatus.OK, container.inspect_json())
+
+    # Responses
+
+    def _head(self, status: HTTPStatus, content_type: str, extra: Mapping[str, str]) -> list[str]:
+        return [
+            f"HTTP/1.1 {status.value} {status.phrase}",
+            f"Api-Version: {API_VERSION}",
+            f"Content-Type: {content_type}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Docker-Experimental: false",
+            "Ostype: linux",
+            f"Server: {self.server_version}",
+            *(f"{key}: {value}" for key, value in extra.items()),
+        ]
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        lines = self._head(status, content_type, {**(extra or {}), "Content-Length": str(len(body))})
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        # One write per response: headers and body together.
+        self.wfile.write(head if self.command == "HEAD" else head + body)
+
+    def _send_json(self, status: HTTPStatus, document: Any) -> None:
+        self._send(status, _json_bytes(document))
+
+    def _discard_body(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 0:
+            self.rfile.read(length)
+
+    # The event stream
+
+    def _stream_events(self, engine: FakeEngine, filters: Mapping[str, list[str]]) -> None:
+        # Subscribed before the headers go out: once the client has them, no event is missed.
+        subscriber = engine.subscribe(filters)
+        self.close_connection = True
+        try:
+            head = self._head(HTTPStatus.OK, "application/json", {"Transfer-Encoding": "chunked"})
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
+            for line in self._lines(subscriber):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            engine.unsubscribe(subscriber)
+
+    def _lines(self, subscriber: _Subscriber) -> Iterator[bytes]:
+        """Event lines until the engine stops (None) or the client hangs up."""
+        while True:
+            try:
+                line = subscriber.queue.get(timeout=0.5)
+            except queue.Empty:
+                if _peer_closed(self.connection):
+                    return
+                continue
+            if line is None:
+                return
+            yield line
+
+
+def _peer_closed(connection: socket.socket) -> bool:
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+# --- command line -------------------------------------------------------------------
+
+
+def _write_ready_file(path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(f"{os.getpid()}\n")
+    temporary.replace(path)  # atomic: a poller never sees it half written
+
+
+def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve a fake Docker Engine API (20.10, API 1.41) on a unix socket.")
+    parser.add_argument("--socket", required=True, type=Path, help="unix socket path (a stale one is replaced)")
+    parser.add_argument("--containers", type=int, default=10_000, help="running containers (default 10000)")
+    parser.add_argument("--images", type=int, default=50, help="distinct image names (default 50)")
+    parser.add_argument("--ready-file", type=Path, help="written (with the PID) once listening; else 'ready' on stdout")
+    return parser.parse_args(None if argv is None else list(argv))
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.ready_file is not None:
+        args.ready_file.unlink(missing_ok=True)
+    engine = FakeEngine(args.socket, containers=args.containers, images=args.images)
+    # Blocked before any thread starts, so the threads inherit the mask and sigwait() gets them.
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    engine.start()
+    try:
+        if args.ready_file is not None:
+            _write_ready_file(args.ready_file)
+        else:
+            print("ready", flush=True)
+        signal.sigwait(signals)
+    finally:
+        engine.stop()
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
