@@ -1,10 +1,12 @@
-# dnscock: `make run ARGS="..."` sets up and runs the server; `make test` sets up and runs the tests.
+# dnscock: `make run ARGS="..."` sets up and runs the server; `make test` sets up and runs the tests;
+# `make bench BENCH_ARGS="..."` measures it against dnsmasq (as root; see bench/README.md).
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test system-deps clean
+.PHONY: run test bench system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,9 @@ system-deps:
 
 test: system-deps $(VENV)/.dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -18,11 +18,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import docker
 import docker.errors
 import gevent
 import requests.exceptions
+import urllib3.exceptions
 
+from dnscock.engine import EngineClient
+from dnscock.errors import EngineError
 from dnscock.naming import record_from_inspect
 from dnscock.records import Record, RecordStore
 
@@ -31,9 +33,11 @@ log = logging.getLogger("dnscock.docker")
 # Events after which the container is inspected again; "kill" only sends a signal.
 _REFRESH_ACTIONS = frozenset({"start", "restart", "unpause", "rename", "kill", "update"})
 _REMOVE_ACTIONS = frozenset({"die", "stop", "destroy"})
-_CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+_CONNECTION_ERRORS = (
+    docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+    EngineError, OSError,
+)
 
-API_TIMEOUT = 10.0  # seconds for one API call (not the event stream)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 
 
@@ -72,11 +76,11 @@ class DockerWatcher:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _session(self) -> None:
-        client = docker.APIClient(base_url=self.url, version="auto", timeout=API_TIMEOUT)
+        client = EngineClient(self.url)
         events = None
         try:
             # Subscribe first, then list: an event in between is not lost.
-            events = client.events(decode=True, filters={"type": "container"})
+            events = client.events()
             self._sync(client)
             log.info(
                 "connected to the Docker engine at %s (API %s), %d containers served",
@@ -89,12 +93,9 @@ class DockerWatcher:
                 events.close()
             client.close()
 
-    def _sync(self, client: docker.APIClient) -> None:
-        records = []
-        for summary in client.containers():
-            record = self._inspect(client, summary["Id"])
-            if record is not None:
-                records.append(record)
+    def _sync(self, client: EngineClient) -> None:
+        ids = client.running_container_ids()
+        records = [record for record in client.inspect_many(ids, _record_of_running) if record is not None]
         added, removed = self.store.replace_all(records)
         self.store.unavailable = False
         for record in removed:
@@ -102,17 +103,10 @@ class DockerWatcher:
         for record in added:
             self._log_added(record)
 
-    def _inspect(self, client: docker.APIClient, container_id: str) -> Record | None:
-        """The record for a running container; None when stopped, gone or ignored."""
-        try:
-            inspect = client.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return None
-        if not (inspect.get("State") or {}).get("Running"):
-            return None
-        return record_from_inspect(inspect)
+    def _inspect(self, client: EngineClient, container_id: str) -> Record | None:
+        return _record_of_running(client.inspect(container_id))
 
-    def _apply(self, client: docker.APIClient, event: Mapping[str, Any]) -> None:
+    def _apply(self, client: EngineClient, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
         container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
         if not container_id:
@@ -143,6 +137,13 @@ class DockerWatcher:
 
     def _log_removed(self, record: Record) -> None:
         log.info("container %s %s removed: %s", record.container, record.short_id, self._name(record))
+
+
+def _record_of_running(inspect: Mapping[str, Any] | None) -> Record | None:
+    """The record for a running container; None when stopped, gone or ignored."""
+    if inspect is None or not (inspect.get("State") or {}).get("Running"):
+        return None
+    return record_from_inspect(inspect)
 
 
 def _short(error: BaseException) -> str:

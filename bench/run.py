@@ -1,0 +1,1316 @@
+"""Measure dnscock against dnsmasq: ``make bench`` (``python -m bench.run [--smoke] [--cases ...]``).
+
+Cases (``--cases``, comma-separated; all by default):
+
+- ``local``: names of real containers on a private Docker engine; dnscock
+  against dnsmasq answering the same names from a hosts file.
+- ``forward-uncached``: unique names, so every query goes upstream; dnscock
+  forwarding to dnsmasq against that dnsmasq queried directly.
+- ``forward-cached``: 1000 names warmed through dnscock's forward cache;
+  dnscock against the upstream dnsmasq queried directly.
+- ``scale``: local names from a fake engine with 10 and with 10,000
+  containers (bench/fake_engine.py); QPS at 10,000 against QPS at 10.
+- ``events``: ``docker run`` / ``docker stop`` on the private engine: time
+  from the engine's ``start`` / ``die`` event to the answer / NXDOMAIN.
+- ``startup``: time from launching dnscock to its first full sync, for real
+  containers and for the 10,000-container fake engine, and dnscock's RSS.
+
+Every server under test runs alone on CPU 1, dnsperf on CPU 0. Queries and
+answers only travel over 127.0.0.1. The figures go to a table on stdout and
+to a JSON file (``--json``); the bars are marked PASS/FAIL but never change
+the exit code: 1 only when a case could not run, 2 for a usage problem (not
+root). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+CASES = ("local", "forward-uncached", "forward-cached", "scale", "events", "startup")
+MAIN_DNSCOCK_CASES = {"local", "forward-uncached", "forward-cached", "events"}
+ENGINE_CASES = MAIN_DNSCOCK_CASES | {"startup"}
+FAKE_ENGINE_CASES = {"scale", "startup"}
+
+SERVER_CPU = "1"  # the server under test, alone
+LOAD_CPU = "0"  # dnsperf, the upstream of dnscock, the fake engines, the bench's pollers
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+DNSMASQ_COMMON = [
+    "--keep-in-foreground", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+    "--log-facility=/dev/null", "--no-resolv", "--no-hosts",
+]
+FWD_ADDRESS = "192.0.2.1"
+FWD_TTL = 3600  # so that dnscock's forward cache keeps the answers for the whole run
+UNCACHED_NAMES_PER_SECOND = 80_000
+CACHED_NAMES = 1000
+SCALE_NAMES = 1000
+SMALL_ENGINE = 10
+EVENT_DEADLINE = 5.0  # seconds after the event within which the answer must change
+
+DEFAULTS = dict(seconds=15, rounds=2, containers=50, scale_containers=10_000, sync_containers=200, events=20)
+SMOKE = dict(seconds=1, rounds=1, containers=6, scale_containers=200, sync_containers=10, events=3)
+
+BARS = {  # case key -> (label, comparison, limit)
+    "local": ("local ratio", ">=", 0.8),
+    "forward-uncached": ("forward-uncached ratio", ">=", 0.3),
+    "forward-cached": ("forward-cached ratio", ">=", 0.8),
+    "scale": ("scale ratio ({n}/10)", ">=", 0.9),
+    "events-start": ("event->answer p50 ms (start)", "<", 20.0),
+    "events-stop": ("event->answer p50 ms (stop)", "<", 20.0),
+    "startup-fake": ("sync of {n} containers, s", "<", 3.0),
+    "rss": ("dnscock VmRSS MiB (max)", "<=", 60.0),
+}
+
+_STARTED = time.monotonic()
+
+
+class BenchError(RuntimeError):
+    """A case cannot run or its servers disagree; the message says why."""
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# --- processes and ports --------------------------------------------------------------
+
+
+class Processes:
+    """Every child of the bench, each in a session of its own, ended by PID."""
+
+    def __init__(self) -> None:
+        self.live: list[subprocess.Popen] = []
+
+    def spawn(self, command: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        process = subprocess.Popen(list(command), start_new_session=True, **kwargs)
+        self.live.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen, timeout: float = 10.0) -> int | None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                process.wait()
+        if process in self.live:
+            self.live.remove(process)
+        return process.returncode
+
+    def stop_all(self) -> None:
+        for process in reversed(list(self.live)):
+            try:
+                self.stop(process, timeout=5)
+            except Exception as error:  # keep cleaning up the others
+                say(f"cleanup: cannot stop PID {process.pid}: {error}")
+
+
+_used_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP right now (bound to 0, then closed)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            if port in _used_ports:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        _used_ports.add(port)
+        return port
+    raise BenchError("no free loopback port for UDP and TCP")
+
+
+def pin(pid: int, cpu: str) -> None:
+    result = subprocess.run(["taskset", "-pc", cpu, str(pid)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"taskset -pc {cpu} {pid} failed: {result.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def bench_threads_on(cpu: int):
+    """Pins every thread of this process (and the threads it starts meanwhile) to ``cpu``."""
+    before = os.sched_getaffinity(0)
+
+    def set_all(cpus: set[int]) -> None:
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task), cpus)
+
+    set_all({cpu})
+    try:
+        yield
+    finally:
+        set_all(before)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise BenchError(f"no VmRSS for PID {pid}")
+
+
+# --- DNS helpers ----------------------------------------------------------------------
+
+
+def dns_modules():
+    import dns.message
+    import dns.opcode
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    return dns
+
+
+def ask(port: int, name: str, rdtype: str = "A", timeout: float = 3.0):
+    dns = dns_modules()
+    return dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=timeout)
+
+
+def rcode_text(reply) -> str:
+    dns = dns_modules()
+    return dns.rcode.to_text(reply.rcode())
+
+
+def addresses(reply) -> list[str]:
+    dns = dns_modules()
+    return sorted(rr.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for rr in rrset)
+
+
+def wait_for_reply(port: int, name: str, timeout: float, process: subprocess.Popen, what: str) -> None:
+    """Until the server on ``port`` answers at all (any rcode)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited with code {process.returncode} before answering")
+        try:
+            ask(port, name, timeout=0.2)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f}s") from None
+            time.sleep(0.02)
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> Path:
+    with open(path, "w") as file:
+        for line in lines:
+            file.write(line)
+            file.write("\n")
+    path.chmod(0o644)
+    return path
+
+
+# --- servers --------------------------------------------------------------------------
+
+
+class Dnsmasq:
+    def __init__(self, processes: Processes, tmp: Path, label: str, cpu: str, args: Sequence[str], probe: str):
+        self.label = label
+        self.port = free_port()
+        self.stderr_path = tmp / f"dnsmasq-{label}.err"
+        command = ["taskset", "-c", cpu, DNSMASQ, *DNSMASQ_COMMON, f"--port={self.port}",
+                   f"--pid-file={tmp / f'dnsmasq-{label}.pid'}", *args]
+        with open(self.stderr_path, "wb") as stderr:
+            self.process = processes.spawn(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_for_reply(self.port, probe, 10, self.process, f"dnsmasq ({label})")
+        except BenchError as error:
+            raise BenchError(f"{error}: {self.stderr_path.read_text(errors='replace').strip()}") from None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pin(self, cpu: str) -> None:
+        pin(self.pid, cpu)
+
+
+_LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
+_CONNECTED = re.compile(r"connected to the Docker engine")
+
+
+class Dnscock:
+    """``python -m dnscock`` pinned to the server CPU, its log kept with the time each line was read.
+
+    With ``-verbose=false`` dnscock logs neither "listening on ..." nor
+    "connected to the Docker engine ...", so then readiness is told by DNS:
+    any reply (listening), then the first local answer (synced).
+    """
+
+    def __init__(self, processes: Processes, label: str, docker_url: str, nameserver_port: int,
+                 verbose: bool = False, extra: Sequence[str] = ()):
+        self.label = label
+        self.verbose = verbose
+        self.port = free_port()
+        command = ["taskset", "-c", SERVER_CPU, PYTHON, "-m", "dnscock", f"-dns=127.0.0.1:{self.port}",
+                   f"-docker={docker_url}", f"-nameserver=127.0.0.1:{nameserver_port}", *extra]
+        if not verbose:
+            command.append("-verbose=false")
+        environ = {key: value for key, value in os.environ.items()
+                   if not key.startswith("DNSCOCK_") and key != "DOCKER_HOST"}
+        environ["PYTHONUNBUFFERED"] = "1"
+        self.lines: list[tuple[float, str]] = []
+        self._changed = threading.Condition()
+        self._eof = False
+        self.launched = time.monotonic()
+        self.process = processes.spawn(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self._processes = processes
+        threading.Thread(target=self._read, name=f"dnscock-log-{label}", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            now = time.monotonic()
+            with self._changed:
+                self.lines.append((now, line.rstrip("\n")))
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def find(self, regex: re.Pattern) -> tuple[float, re.Match] | None:
+        with self._changed:
+            for moment, line in self.lines:
+                match = regex.search(line)
+                if match:
+                    return moment, match
+        return None
+
+    def log_tail(self, count: int = 15) -> str:
+        with self._changed:
+            return "\n".join(line for _, line in self.lines[-count:]) or "(no output)"
+
+    def _check_alive(self) -> None:
+        if self.process.poll() is not None:
+            time.sleep(0.1)  # let the reader take the last lines
+            raise BenchError(f"dnscock ({self.label}) exited with code {self.process.returncode}:\n{self.log_tail()}")
+
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        """Until dnscock answers on its port (or logs the port it listens on)."""
+        dns = dns_modules()
+        probe = dns.message.make_query("docker.", "SOA")
+        probe.set_opcode(dns.opcode.STATUS)  # NOTIMP at once: needs neither the engine nor the upstream
+        wire = probe.to_wire()
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while True:
+                found = self.find(_LISTENING)
+                if found:
+                    self.port = int(found[1].group(2))
+                    return
+                self._check_alive()
+                sock.sendto(wire, ("127.0.0.1", self.port))
+                if select.select([sock], [], [], 0.005)[0]:
+                    with contextlib.suppress(OSError):
+                        sock.recvfrom(65535)
+                        return
+                if time.monotonic() > deadline:
+                    raise BenchError(f"dnscock ({self.label}) did not listen within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def wait_synced(self, timeout: float = 120.0) -> tuple[float, str]:
+        """Seconds from launch to the first full sync with the engine, and how that was seen.
+
+        Verbose: the time its "connected to the Docker engine" line was read.
+        Quiet: the time the first answer to ``docker. SOA`` came back; such a
+        query waits inside dnscock for the first sync (``-sync-timeout``), so
+        the answer leaves as soon as the listing is in (a SERVFAIL is asked again).
+        """
+        deadline = time.monotonic() + timeout
+        if self.verbose:
+            with self._changed:
+                while True:
+                    found = None
+                    for moment, line in self.lines:
+                        if _CONNECTED.search(line):
+                            found = moment
+                            break
+                    if found is not None:
+                        return found - self.launched, "log line"
+                    if self._eof or time.monotonic() > deadline:
+                        break
+                    self._changed.wait(0.05)
+            self._check_alive()
+            raise BenchError(f"dnscock ({self.label}) did not sync within {timeout:.0f}s:\n{self.log_tail()}")
+        self.wait_listening(timeout)  # a query sent before the bind would be lost for a whole resend interval
+        dns = dns_modules()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sent_at = -math.inf
+            query_id = None
+            while True:
+                now = time.monotonic()
+                if now > deadline:
+                    raise BenchError(f"dnscock ({self.label}) did not sync within {timeout:.0f}s:\n{self.log_tail()}")
+                if now - sent_at > 1.0:
+                    message = dns.message.make_query("docker.", "SOA")
+                    query_id = message.id
+                    sock.sendto(message.to_wire(), ("127.0.0.1", self.port))
+                    sent_at = now
+                if not select.select([sock], [], [], 0.01)[0]:
+                    self._check_alive()
+                    continue
+                try:
+                    data, _ = sock.recvfrom(65535)
+                except OSError:
+                    continue
+                received = time.monotonic()
+                try:
+                    reply = dns.message.from_wire(data)
+                except Exception:
+                    continue
+                if reply.id != query_id:
+                    continue
+                if reply.rcode() == 0 and reply.answer:
+                    return received - self.launched, "first local answer"
+                sent_at = received - 1.0 + 0.005  # SERVFAIL before the sync: ask again in 5 ms
+
+    def rss_mib(self) -> float:
+        return read_rss_kib(self.pid) / 1024
+
+    def stop(self) -> None:
+        code = self._processes.stop(self.process)
+        if code not in (0, -signal.SIGTERM, None):
+            say(f"warning: dnscock ({self.label}) exited with code {code} on SIGTERM:\n{self.log_tail(5)}")
+
+
+class FakeEngineProcess:
+    def __init__(self, processes: Processes, tmp: Path, label: str, containers: int):
+        self.label = label
+        self.containers = containers
+        self.socket_path = tmp / f"{label}.sock"
+        self.url = f"unix://{self.socket_path}"
+        ready = tmp / f"{label}.ready"
+        log_path = tmp / f"{label}.log"
+        command = ["taskset", "-c", LOAD_CPU, PYTHON, str(ROOT / "bench" / "fake_engine.py"),
+                   "--socket", str(self.socket_path), "--containers", str(containers), "--ready-file", str(ready)]
+        with open(log_path, "wb") as log:
+            self.process = processes.spawn(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if self.process.poll() is not None:
+                raise BenchError(f"fake engine ({label}) exited with code {self.process.returncode}: "
+                                 f"{log_path.read_text(errors='replace').strip()[-500:]}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"fake engine ({label}) not ready within 120s")
+            time.sleep(0.02)
+
+    def local_names(self, count: int, seed: int = 1) -> list[str]:
+        """``<container>.<image>.docker`` of up to ``count`` of its containers (a seeded sample)."""
+        import docker
+
+        client = docker.APIClient(base_url=self.url, version="auto", timeout=60)
+        try:
+            summaries = client.containers()
+            chosen = random.Random(seed).sample(summaries, min(count, len(summaries)))
+            names = []
+            for summary in chosen:
+                inspect = client.inspect_container(summary["Id"])
+                names.append(f"{inspect['Name'].lstrip('/')}.{image_name(inspect['Config']['Image'])}.docker")
+            return names
+        finally:
+            client.close()
+
+
+def image_name(reference: str) -> str:
+    """``registry.example.com/team/img0010:v1`` -> ``img0010``."""
+    last = reference.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+# --- dnsperf --------------------------------------------------------------------------
+
+_DNSPERF_FIELDS = {
+    "sent": re.compile(r"Queries sent:\s+(\d+)"),
+    "completed": re.compile(r"Queries completed:\s+(\d+)"),
+    "lost": re.compile(r"Queries lost:\s+(\d+)"),
+    "qps": re.compile(r"Queries per second:\s+([\d.]+)"),
+    "latency_s": re.compile(r"Average Latency \(s\):\s+([\d.]+)"),
+    "stddev_s": re.compile(r"Latency StdDev \(s\):\s+([\d.]+)"),
+}
+_DNSPERF_CODES = re.compile(r"Response codes:\s+(.*)")
+
+
+def parse_dnsperf(output: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for key, regex in _DNSPERF_FIELDS.items():
+        match = regex.search(output)
+        if not match:
+            raise BenchError(f"dnsperf printed no {key!r}:\n{output[-1500:]}")
+        figures[key] = float(match.group(1)) if "." in match.group(1) else int(match.group(1))
+    codes = _DNSPERF_CODES.search(output)
+    figures["codes"] = {name: int(count) for name, count in re.findall(r"([A-Z]+) (\d+)", codes.group(1))} \
+        if codes else {}
+    return {
+        "qps": float(figures["qps"]),
+        "latency_ms": float(figures["latency_s"]) * 1000,
+        "stddev_ms": float(figures["stddev_s"]) * 1000,
+        "lost": int(figures["lost"]),
+        "sent": int(figures["sent"]),
+        "completed": int(figures["completed"]),
+        "codes": figures["codes"],
+    }
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "qps": statistics.fmean(run["qps"] for run in runs),
+        "latency_ms": statistics.fmean(run["latency_ms"] for run in runs),
+        "stddev_ms": statistics.fmean(run["stddev_ms"] for run in runs),
+        "lost": sum(run["lost"] for run in runs),
+        "server_cpu_pct": statistics.fmean(run["server_cpu_pct"] for run in runs),
+        "runs": runs,
+    }
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    position = (len(ordered) - 1) * fraction
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# --- the bench ------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    seconds: int
+    rounds: int
+    containers: int
+    scale_containers: int
+    sync_containers: int
+    events: int
+    cases: list[str]
+    json_path: Path
+    smoke: bool
+
+
+class Bench:
+    def __init__(self, options: Options, tmp: Path, processes: Processes):
+        self.o = options
+        self.tmp = tmp
+        self.processes = processes
+        self.results: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.engine = None
+        self.upstream: Dnsmasq | None = None
+        self.main: Dnscock | None = None
+        self.fake_small: FakeEngineProcess | None = None
+        self.fake_large: FakeEngineProcess | None = None
+        self.local_names: list[str] = []
+        self.local_hosts: list[str] = []
+
+    # -- running --
+
+    def selected(self, *cases: str) -> bool:
+        return any(case in self.o.cases for case in cases)
+
+    def guarded(self, cases: Iterable[str], what: str, action: Callable[[], None]) -> bool:
+        cases = [case for case in cases if case in self.o.cases and case not in self.errors]
+        if not cases:
+            return False
+        try:
+            action()
+            return True
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            detail = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+            message = f"{what}: {detail}"
+            if not isinstance(error, BenchError):
+                traceback.print_exc()
+            say(f"ERROR {message}")
+            for case in cases:
+                self.errors.setdefault(case, message)
+            return False
+
+    def run(self) -> None:
+        if self.selected(*ENGINE_CASES):
+            self.guarded(ENGINE_CASES, "private Docker engine", self.start_engine)
+        if self.selected(*MAIN_DNSCOCK_CASES, *FAKE_ENGINE_CASES):
+            self.guarded(MAIN_DNSCOCK_CASES | FAKE_ENGINE_CASES, "upstream dnsmasq", self.start_upstream)
+        if self.selected("local"):
+            self.guarded(["local"], "local: setup", self.prepare_local)
+        if self.selected(*MAIN_DNSCOCK_CASES):
+            self.guarded(MAIN_DNSCOCK_CASES, "dnscock against the private engine", self.start_main)
+        for case, action in (("local", self.case_local), ("forward-uncached", self.case_forward_uncached),
+                             ("forward-cached", self.case_forward_cached), ("events", self.case_events)):
+            self.guarded([case], case, action)
+        if self.main is not None:
+            self.main.stop()
+            self.main = None
+        if self.selected(*FAKE_ENGINE_CASES):
+            self.guarded(FAKE_ENGINE_CASES, "fake engines", self.start_fake_engines)
+        self.guarded(["scale"], "scale", self.case_scale)
+        self.guarded(["startup"], "startup", self.case_startup)
+
+    def cleanup(self) -> None:
+        if self.main is not None:
+            with contextlib.suppress(Exception):
+                self.main.stop()
+        self.processes.stop_all()
+        if self.engine is not None:
+            say("stopping the private engine")
+            try:
+                remove_containers(self.engine)
+            except Exception as error:
+                say(f"cleanup: removing containers: {error}")
+            try:
+                self.engine.stop()
+            except Exception as error:
+                say(f"cleanup: stopping the private engine at {self.engine.root}: {error}")
+            self.engine = None
+
+    # -- setup --
+
+    def start_engine(self) -> None:
+        from tests.support.private_engine import PrivateEngine
+
+        say("starting a private Docker engine")
+        engine = PrivateEngine(self.tmp / "e")
+        self.engine = engine  # stopped in cleanup even when start fails half-way
+        engine.start()
+        for image in ("redis:latest", "web:latest"):
+            engine.ensure_image(image)
+
+    def start_upstream(self) -> None:
+        self.upstream = Dnsmasq(self.processes, self.tmp, "upstream", LOAD_CPU,
+                                [f"--address=/fwd.test/{FWD_ADDRESS}", "--cache-size=0", f"--local-ttl={FWD_TTL}"],
+                                probe="probe.fwd.test")
+        say(f"upstream dnsmasq on 127.0.0.1:{self.upstream.port} (PID {self.upstream.pid}, CPU {LOAD_CPU})")
+
+    def prepare_local(self) -> None:
+        engine = self._engine()
+        count = self.o.containers
+        say(f"local: starting {count} containers")
+        specs = []
+        for index in range(1, count + 1):
+            image = "redis" if index % 2 else "web"
+            env = {"DNSDOCK_ALIAS": f"alias{index}.example.test"} if index % 5 == 0 else {}
+            specs.append((f"bench{index}", image, env))
+
+        def start(spec):
+            name, image, env = spec
+            container = engine.run(f"{image}:latest", name=name, environment=env)
+            container.reload()
+            return spec, container.attrs["NetworkSettings"]["IPAddress"]
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            started = list(pool.map(start, specs))
+        hosts, full, images, aliases = [], [], set(), []
+        for (name, image, env), ip in started:
+            if not ip:
+                raise BenchError(f"container {name} has no IPv4 address")
+            alias = env.get("DNSDOCK_ALIAS")
+            hosts.append(" ".join([ip, f"{name}.{image}.docker", f"{image}.docker", *([alias] if alias else [])]))
+            full.append(f"{name}.{image}.docker")
+            images.add(f"{image}.docker")
+            if alias:
+                aliases.append(alias)
+        # The mix: every container's full name, every alias, and the image names as often as the aliases.
+        mixed = full + aliases + [sorted(images)[i % len(images)] for i in range(max(len(aliases), len(images)))]
+        random.Random(7).shuffle(mixed)
+        self.local_hosts = hosts
+        self.local_names = mixed
+
+    def start_main(self) -> None:
+        engine = self._engine()
+        upstream = self._upstream()
+        self.main = Dnscock(self.processes, "main", engine.url, upstream.port)
+        seconds, how = self.main.wait_synced()
+        say(f"dnscock (PID {self.main.pid}, CPU {SERVER_CPU}) on 127.0.0.1:{self.main.port}, "
+            f"synced in {seconds:.2f}s ({how})")
+
+    def start_fake_engines(self) -> None:
+        say(f"starting fake engines with {SMALL_ENGINE} and {self.o.scale_containers} containers")
+        self.fake_small = FakeEngineProcess(self.processes, self.tmp, "fake-small", SMALL_ENGINE)
+        self.fake_large = FakeEngineProcess(self.processes, self.tmp, "fake-large", self.o.scale_containers)
+
+    def _engine(self):
+        if self.engine is None:
+            raise BenchError("no private engine")
+        return self.engine
+
+    def _upstream(self) -> Dnsmasq:
+        if self.upstream is None:
+            raise BenchError("no upstream dnsmasq")
+        return self.upstream
+
+    def _main(self) -> Dnscock:
+        if self.main is None:
+            raise BenchError("dnscock is not running")
+        return self.main
+
+    # -- measuring --
+
+    def dnsperf(self, port: int, query_file: Path, server_pid: int, seconds: int | None = None,
+                what: str = "") -> dict[str, Any]:
+        """One dnsperf run against 127.0.0.1:``port``; also how busy the server's process was meanwhile."""
+        seconds = seconds or self.o.seconds
+        command = ["taskset", "-c", LOAD_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file),
+                   "-l", str(seconds), "-c", "10", "-q", "100"]
+        cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
+        process = self.processes.spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            output, _ = process.communicate(timeout=seconds + 60)
+            server_cpu = (cpu_seconds(server_pid) - cpu_before) / (time.monotonic() - wall_before)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"dnsperf did not finish within {seconds + 60}s") from None
+        finally:
+            self.processes.stop(process)
+        if process.returncode != 0:
+            raise BenchError(f"dnsperf exited with code {process.returncode}:\n{output[-1500:]}")
+        figures = parse_dnsperf(output)
+        figures["server_cpu_pct"] = 100 * server_cpu
+        answered = sum(figures["codes"].values()) or 1
+        odd = {code: count for code, count in figures["codes"].items() if code != "NOERROR"}
+        if sum(odd.values()) > 0.01 * answered:
+            self.warnings.append(f"{what}: answers other than NOERROR: {odd} of {answered}")
+            say(f"warning: {what}: answers other than NOERROR: {odd} of {answered}")
+        if figures["lost"] > 0.01 * max(figures["sent"], 1):
+            self.warnings.append(f"{what}: {figures['lost']} of {figures['sent']} queries lost")
+        say(f"{what}: {figures['qps']:,.0f} qps, {figures['latency_ms']:.3f} ms, lost {figures['lost']}, "
+            f"server CPU {figures['server_cpu_pct']:.0f}%")
+        return figures
+
+    def alternate(self, case: str, dnscock_side: Callable[[int], dict], reference_side: Callable[[int], dict],
+                  reference: str) -> dict[str, Any]:
+        """dnscock, reference, dnscock, reference, ...: ``--rounds`` of each, in one session."""
+        ours, theirs = [], []
+        for round_index in range(self.o.rounds):
+            ours.append(dnscock_side(round_index))
+            theirs.append(reference_side(round_index))
+        result = {"dnscock": summarize(ours), "reference": summarize(theirs), "reference_name": reference}
+        result["ratio"] = result["dnscock"]["qps"] / result["reference"]["qps"]
+        self.results[case] = result
+        return result
+
+    def case_local(self) -> None:
+        main = self._main()
+        hosts_file = write_lines(self.tmp / "local.hosts", self.local_hosts)
+        reference = Dnsmasq(self.processes, self.tmp, "local", SERVER_CPU,
+                            [f"--addn-hosts={hosts_file}", "--cache-size=10000"], probe=self.local_names[0])
+        try:
+            say(f"local: reference dnsmasq (hosts file) on 127.0.0.1:{reference.port} (PID {reference.pid}, "
+                f"CPU {SERVER_CPU})")
+            unique = sorted(set(self.local_names))
+            differences = []
+            for name in unique:
+                ours, theirs = ask(main.port, name), ask(reference.port, name)
+                if rcode_text(ours) != "NOERROR" or not addresses(ours):
+                    differences.append(f"{name}: dnscock {rcode_text(ours)} {addresses(ours)}")
+                elif (rcode_text(ours), addresses(ours)) != (rcode_text(theirs), addresses(theirs)):
+                    differences.append(f"{name}: dnscock {rcode_text(ours)} {addresses(ours)}, "
+                                       f"dnsmasq {rcode_text(theirs)} {addresses(theirs)}")
+            if differences:
+                raise BenchError(f"dnscock and dnsmasq answer differently ({len(differences)} of {len(unique)} "
+                                 "names):\n  " + "\n  ".join(differences[:10]))
+            say(f"local: {len(unique)} names answered alike by both")
+            query_file = write_lines(self.tmp / "local.queries", (f"{name} A" for name in self.local_names))
+            self.alternate(
+                "local",
+                lambda r: self.dnsperf(main.port, query_file, main.pid, what=f"local: dnscock round {r + 1}"),
+                lambda r: self.dnsperf(reference.port, query_file, reference.pid,
+                                       what=f"local: dnsmasq round {r + 1}"),
+                "dnsmasq (hosts file)",
+            )
+            self.results["local"].update(containers=self.o.containers, names=len(unique))
+        finally:
+            self.processes.stop(reference.process)
+
+    def _compare_forwarded(self, name: str) -> None:
+        main, upstream = self._main(), self._upstream()
+        ours, theirs = ask(main.port, name), ask(upstream.port, name)
+        if addresses(ours) != [FWD_ADDRESS] or addresses(theirs) != [FWD_ADDRESS]:
+            raise BenchError(f"{name}: dnscock answers {rcode_text(ours)} {addresses(ours)}, "
+                             f"dnsmasq {rcode_text(theirs)} {addresses(theirs)} (expected {FWD_ADDRESS})")
+
+    def _upstream_alone(self, upstream: Dnsmasq, measure: Callable[[], dict]) -> dict:
+        """Measures the upstream directly, moved to the server CPU meanwhile."""
+        upstream.pin(SERVER_CPU)
+        try:
+            return measure()
+        finally:
+            upstream.pin(LOAD_CPU)
+
+    def case_forward_uncached(self) -> None:
+        main, upstream = self._main(), self._upstream()
+        self._compare_forwarded("check.fwd.test")
+        count = UNCACHED_NAMES_PER_SECOND * self.o.seconds
+        say(f"forward-uncached: writing {self.o.rounds} files of {count:,} unique names")
+        files = [write_lines(self.tmp / f"uncached-{r}.queries", (f"q{i}.r{r}.fwd.test A" for i in range(count)))
+                 for r in range(self.o.rounds)]
+        self.alternate(
+            "forward-uncached",
+            lambda r: self.dnsperf(main.port, files[r], main.pid, what=f"forward-uncached: dnscock round {r + 1}"),
+            lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
+                upstream.port, files[r], upstream.pid, what=f"forward-uncached: dnsmasq round {r + 1}")),
+            "dnsmasq (upstream, direct)",
+        )
+        for r in range(self.o.rounds):
+            files[r].unlink()
+
+    def case_forward_cached(self) -> None:
+        main, upstream = self._main(), self._upstream()
+        query_file = write_lines(self.tmp / "cached.queries", (f"c{i}.fwd.test A" for i in range(CACHED_NAMES)))
+        self.dnsperf(main.port, query_file, main.pid, seconds=1, what="forward-cached: warming dnscock's cache")
+        self._compare_forwarded("c0.fwd.test")
+        self.alternate(
+            "forward-cached",
+            lambda r: self.dnsperf(main.port, query_file, main.pid, what=f"forward-cached: dnscock round {r + 1}"),
+            lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
+                upstream.port, query_file, upstream.pid, what=f"forward-cached: dnsmasq round {r + 1}")),
+            "dnsmasq (upstream, direct)",
+        )
+
+    def case_scale(self) -> None:
+        upstream = self._upstream()
+        engines = [self.fake_small, self.fake_large]
+        if None in engines:
+            raise BenchError("no fake engines")
+        files, unique = {}, {}
+        for engine in engines:
+            names = engine.local_names(SCALE_NAMES)
+            unique[engine.label] = names
+            files[engine.label] = write_lines(self.tmp / f"{engine.label}.queries",
+                                              (f"{names[i % len(names)]} A" for i in range(SCALE_NAMES)))
+        rss_synced, rss_after = [], []
+
+        def measure(engine: FakeEngineProcess, round_index: int) -> dict:
+            dnscock = Dnscock(self.processes, f"scale-{engine.containers}", engine.url, upstream.port)
+            try:
+                seconds, how = dnscock.wait_synced()
+                say(f"scale: dnscock synced {engine.containers} containers in {seconds:.2f}s ({how})")
+                if round_index == 0:
+                    bad = [name for name in unique[engine.label] if not addresses(ask(dnscock.port, name))]
+                    if bad:
+                        raise BenchError(f"dnscock does not answer {len(bad)} of the {len(unique[engine.label])} "
+                                         f"names of the {engine.label} engine, e.g. {bad[:3]}")
+                if engine is self.fake_large:
+                    rss_synced.append(dnscock.rss_mib())
+                figures = self.dnsperf(dnscock.port, files[engine.label], dnscock.pid,
+                                       what=f"scale: {engine.containers} containers round {round_index + 1}")
+                figures["sync_s"] = seconds
+                if engine is self.fake_large:
+                    rss_after.append(dnscock.rss_mib())
+                return figures
+            finally:
+                dnscock.stop()
+
+        result = self.alternate("scale", lambda r: measure(self.fake_large, r),
+                                lambda r: measure(self.fake_small, r), f"dnscock with {SMALL_ENGINE} containers")
+        result.update(containers=self.o.scale_containers, small_containers=SMALL_ENGINE,
+                      rss_after_sync_mib=max(rss_synced), rss_after_queries_mib=max(rss_after))
+
+    def case_events(self) -> None:
+        import docker
+
+        main, engine = self._main(), self._engine()
+        starts, stops = [], []
+        watcher = EventWatcher(docker.APIClient(base_url=engine.url, version="auto", timeout=60))
+        try:
+            with bench_threads_on(int(LOAD_CPU)):
+                for index in range(self.o.events):
+                    name = f"ev{index}"
+                    qname = f"{name}.web.docker"
+                    poller = Poller(main.port, qname, want_answer=True)
+                    container = engine.run("web:latest", name=name)
+                    started = watcher.wait(container.id, "start")
+                    answered = poller.finish(started + EVENT_DEADLINE)
+                    if answered is None:
+                        raise BenchError(f"{qname} did not answer within {EVENT_DEADLINE}s of its start event")
+                    starts.append((answered - started) * 1000)
+                    poller = Poller(main.port, qname, want_answer=False)
+                    container.stop(timeout=5)
+                    died = watcher.wait(container.id, "die")
+                    gone = poller.finish(died + EVENT_DEADLINE)
+                    if gone is None:
+                        raise BenchError(f"{qname} was not NXDOMAIN within {EVENT_DEADLINE}s of its die event")
+                    stops.append((gone - died) * 1000)
+                    container.remove(force=True)
+                    say(f"events: {qname}: start->answer {starts[-1]:.1f} ms, die->NXDOMAIN {stops[-1]:.1f} ms")
+        finally:
+            watcher.close()
+        self.results["events"] = {
+            "iterations": len(starts),
+            "start_ms": {"p50": percentile(starts, 0.5), "p99": percentile(starts, 0.99), "samples": starts},
+            "stop_ms": {"p50": percentile(stops, 0.5), "p99": percentile(stops, 0.99), "samples": stops},
+        }
+
+    def case_startup(self) -> None:
+        upstream = self._upstream()
+        result: dict[str, Any] = {}
+        self.results["startup"] = result
+        engine = self.engine
+        if engine is not None and "startup" not in self.errors:
+            running = len(engine.client.containers.list())
+            missing = max(0, self.o.sync_containers - running)
+            say(f"startup: starting {missing} more containers ({running} running)")
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda i: engine.run("web:latest", name=f"sync{i}"), range(missing)))
+            count = len(engine.client.containers.list())
+            result["real"] = self._startups(engine.url, count, upstream, track_rss=False)
+        else:
+            raise BenchError("no private engine")
+        if self.fake_large is None:
+            raise BenchError("no fake engine")
+        result["fake"] = self._startups(self.fake_large.url, self.fake_large.containers, upstream, track_rss=True)
+
+    def _startups(self, url: str, containers: int, upstream: Dnsmasq, track_rss: bool) -> dict[str, Any]:
+        """``--rounds`` launches each with the default log level (timed to the log line) and -verbose=false."""
+        figures: dict[str, Any] = {"containers": containers}
+        for verbose, key in ((True, "log_line_s"), (False, "quiet_s")):
+            samples, rss = [], []
+            for _ in range(self.o.rounds):
+                dnscock = Dnscock(self.processes, f"startup-{containers}", url, upstream.port, verbose=verbose)
+                try:
+                    seconds, how = dnscock.wait_synced()
+                    samples.append(seconds)
+                    rss.append(dnscock.rss_mib())
+                    say(f"startup: {containers} containers, {'default log' if verbose else '-verbose=false'}: "
+                        f"synced {seconds:.2f}s after launch ({how}), VmRSS {rss[-1]:.1f} MiB")
+                finally:
+                    dnscock.stop()
+            figures[key] = statistics.fmean(samples)
+            figures[key + "_samples"] = samples
+            figures["rss_after_sync_mib" + ("" if verbose else "_quiet")] = max(rss)
+        return figures
+
+
+class EventWatcher:
+    """The engine's container events, each with the time the bench received it."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.stream = client.events(decode=True, filters={"type": "container"})
+        self.seen: dict[tuple[str, str], float] = {}
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="engine-events", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self.stream:
+                now = time.monotonic()
+                action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+                container = (event.get("Actor") or {}).get("ID") or event.get("id")
+                with self._changed:
+                    self.seen.setdefault((container, action), now)
+                    self._changed.notify_all()
+        except Exception:
+            pass  # closed
+
+    def wait(self, container: str, action: str, timeout: float = 10.0) -> float:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while (container, action) not in self.seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BenchError(f"no {action!r} event for container {container[:12]} within {timeout:.0f}s")
+                self._changed.wait(remaining)
+            return self.seen[(container, action)]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+class Poller:
+    """Asks dnscock about one name every ~1 ms until it answers (``want_answer``) or is NXDOMAIN."""
+
+    def __init__(self, port: int, name: str, want_answer: bool) -> None:
+        self.port, self.name, self.want_answer = port, name, want_answer
+        self.until = time.monotonic() + 120  # bounded properly by finish()
+        self.result: float | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        dns = dns_modules()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.connect(("127.0.0.1", self.port))
+                while time.monotonic() < self.until:
+                    message = dns.message.make_query(self.name, "A")
+                    sock.send(message.to_wire())
+                    reply = None
+                    if select.select([sock], [], [], 0.5)[0]:
+                        reply = dns.message.from_wire(sock.recv(65535))
+                    received = time.monotonic()
+                    if reply is not None and reply.id == message.id:
+                        answered = reply.rcode() == 0 and bool(reply.answer)
+                        if answered if self.want_answer else reply.rcode() == dns.rcode.NXDOMAIN:
+                            self.result = received
+                            return
+                    time.sleep(0.001)
+        except BaseException as error:
+            self.error = error
+
+    def finish(self, until: float) -> float | None:
+        self.until = until
+        self._thread.join()
+        if self.error is not None:
+            raise BenchError(f"polling {self.name}: {self.error}")
+        return self.result
+
+
+def remove_containers(engine) -> None:
+    containers = engine.client.containers.list(all=True)
+    if containers:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda c: c.remove(force=True), containers))
+
+
+# --- setup, machine info, output ------------------------------------------------------
+
+
+def dpkg_installed(package: str) -> bool:
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return "install ok installed" in result.stdout
+
+
+def ensure_packages(need_engine: bool) -> None:
+    missing = []
+    if not shutil.which("dnsperf"):
+        missing.append("dnsperf")
+    if not os.path.exists(DNSMASQ):
+        missing.append("dnsmasq-base")
+    if not shutil.which("taskset"):
+        missing.append("util-linux")
+    if need_engine:
+        for package in ("docker.io", "busybox-static", "iproute2"):
+            if not dpkg_installed(package):
+                missing.append(package)
+    if not missing:
+        return
+    say(f"installing {' '.join(missing)} with apt-get")
+    environ = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    result = subprocess.run(command, env=environ, capture_output=True, text=True)
+    if result.returncode != 0:
+        say("apt-get install failed; running apt-get update first")
+        subprocess.run(["apt-get", "update", "-qq"], env=environ, capture_output=True, text=True)
+        result = subprocess.run(command, env=environ, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"cannot install {' '.join(missing)}: {(result.stderr or result.stdout).strip()[-1000:]}")
+
+
+def command_output(command: Sequence[str], cwd: Path | None = None) -> str:
+    try:
+        result = subprocess.run(list(command), capture_output=True, text=True, cwd=cwd, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (result.stdout + result.stderr).strip()
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    dnsperf_version = re.search(r"Version (\S+)", command_output(["dnsperf", "-h"]))
+    dnsmasq_version = command_output([DNSMASQ, "--version"]).splitlines()
+    commit = command_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
+    dirty = command_output(["git", "status", "--porcelain", "--", "dnscock"], cwd=ROOT)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "dnsperf": dnsperf_version.group(1) if dnsperf_version else "",
+        "dnsmasq": dnsmasq_version[0] if dnsmasq_version else "",
+        "dnscock_commit": commit,
+        "dnscock_worktree_dirty": bool(dirty),
+        "loadavg_at_start": os.getloadavg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def bar_values(results: dict[str, Any]) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for case in ("local", "forward-uncached", "forward-cached", "scale"):
+        if case in results:
+            values[case] = results[case]["ratio"]
+    if "events" in results:
+        values["events-start"] = results["events"]["start_ms"]["p50"]
+        values["events-stop"] = results["events"]["stop_ms"]["p50"]
+    startup = results.get("startup", {})
+    if "fake" in startup:
+        values["startup-fake"] = startup["fake"]["log_line_s"]
+    rss = [startup["fake"][key] for key in ("rss_after_sync_mib", "rss_after_sync_mib_quiet") if "fake" in startup]
+    if "scale" in results:
+        rss += [results["scale"]["rss_after_sync_mib"], results["scale"]["rss_after_queries_mib"]]
+    if rss:
+        values["rss"] = max(rss)
+    return values
+
+
+def judge(values: dict[str, float], containers: int) -> list[dict[str, Any]]:
+    judged = []
+    for key, (label, comparison, limit) in BARS.items():
+        if key not in values:
+            continue
+        value = values[key]
+        label = label.format(n=containers)
+        passed = {">=": value >= limit, "<": value < limit, "<=": value <= limit}[comparison]
+        judged.append({"bar": label, "value": value, "comparison": comparison, "limit": limit, "pass": passed})
+    return judged
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(widths[i]) if i == 0 or i == len(row) - 1 else str(cell).rjust(widths[i])
+                 for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def report(options: Options, results: dict[str, Any], errors: dict[str, str], bars: list[dict[str, Any]]) -> str:
+    out = []
+    mode = "smoke" if options.smoke else "full"
+    out.append(f"dnscock benchmark ({mode}: {options.seconds}s per dnsperf run, {options.rounds} round(s), "
+               f"dnscock on CPU {SERVER_CPU}, dnsperf on CPU {LOAD_CPU})")
+    out.append("")
+    rows = []
+    for case in ("local", "forward-uncached", "forward-cached", "scale"):
+        if case in results:
+            r = results[case]
+            label = case if case != "scale" else f"scale ({r['containers']} vs {r['small_containers']})"
+            rows.append([label, f"{r['dnscock']['qps']:,.0f}", f"{r['reference']['qps']:,.0f}", f"{r['ratio']:.2f}",
+                         f"{r['dnscock']['latency_ms']:.3f}", f"{r['reference']['latency_ms']:.3f}",
+                         f"{r['dnscock']['server_cpu_pct']:.0f}/{r['reference']['server_cpu_pct']:.0f}",
+                         f"{r['dnscock']['lost']}/{r['reference']['lost']}", r["reference_name"]])
+        elif case in options.cases:
+            rows.append([case, "-", "-", "-", "-", "-", "-", "-", f"ERROR: {errors.get(case, '?').splitlines()[0]}"])
+    if rows:
+        headers = ["case", "dnscock QPS", "ref QPS", "ratio", "dnscock ms", "ref ms", "CPU %", "lost", "reference"]
+        out.append(table(headers, rows))
+        out.append("")
+    if "events" in results:
+        e = results["events"]
+        out.append(f"events ({e['iterations']} x docker run/stop): "
+                   f"start event -> answer p50 {e['start_ms']['p50']:.1f} ms, p99 {e['start_ms']['p99']:.1f} ms; "
+                   f"die event -> NXDOMAIN p50 {e['stop_ms']['p50']:.1f} ms, p99 {e['stop_ms']['p99']:.1f} ms")
+    elif "events" in options.cases:
+        out.append(f"events: ERROR: {errors.get('events', '?')}")
+    startup = results.get("startup", {})
+    for key, label in (("real", "real containers"), ("fake", "fake-engine containers")):
+        if key in startup:
+            s = startup[key]
+            out.append(f"startup, {s['containers']} {label}: launch -> 'connected to the Docker engine' "
+                       f"{s['log_line_s']:.2f} s; with -verbose=false, launch -> first local answer "
+                       f"{s['quiet_s']:.2f} s; VmRSS after sync {s['rss_after_sync_mib']:.1f} MiB")
+    if "startup" in options.cases and "startup" in errors:
+        out.append(f"startup: ERROR: {errors['startup']}")
+    if "scale" in results:
+        s = results["scale"]
+        out.append(f"VmRSS with {s['containers']} containers: {s['rss_after_sync_mib']:.1f} MiB after sync, "
+                   f"{s['rss_after_queries_mib']:.1f} MiB after the scale queries")
+    other = {case: message for case, message in errors.items() if case not in options.cases}
+    for case, message in other.items():
+        out.append(f"{case}: ERROR: {message}")
+    if bars:
+        out.append("")
+        out.append("bars:")
+        out.append(table(["bar", "value", "limit", "result"],
+                         [[b["bar"], f"{b['value']:.2f}", f"{b['comparison']} {b['limit']:g}",
+                           "PASS" if b["pass"] else "FAIL"] for b in bars]))
+    return "\n".join(out)
+
+
+def smoke_problems(options: Options, results: dict[str, Any]) -> list[str]:
+    """Every selected case produced figures, each > 0 (no thresholds)."""
+    problems = []
+    for case in options.cases:
+        if case not in results:
+            problems.append(f"{case}: no figures")
+            continue
+        r = results[case]
+        if case in ("local", "forward-uncached", "forward-cached", "scale"):
+            figures = {"dnscock qps": r["dnscock"]["qps"], "reference qps": r["reference"]["qps"], "ratio": r["ratio"]}
+        elif case == "events":
+            figures = {"iterations": r["iterations"], "start samples": len(r["start_ms"]["samples"]),
+                       "stop samples": len(r["stop_ms"]["samples"])}
+        else:
+            figures = {f"{key} {name}": r[key][name] for key in ("real", "fake") if key in r
+                       for name in ("log_line_s", "quiet_s", "rss_after_sync_mib")}
+            if set(r) != {"real", "fake"}:
+                figures["both engines"] = 0
+        problems += [f"{case}: {name} = {value}" for name, value in figures.items()
+                     if not (isinstance(value, (int, float)) and value > 0)]
+    return problems
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, help="seconds per dnsperf run (default 15; smoke 1)")
+    parser.add_argument("--rounds", type=int, help="alternating dnscock/reference rounds (default 2; smoke 1)")
+    parser.add_argument("--containers", type=int, help="real containers of the local case (default 50; smoke 6)")
+    parser.add_argument("--scale-containers", type=int,
+                        help="containers of the large fake engine (default 10000; smoke 200)")
+    parser.add_argument("--sync-containers", type=int,
+                        help="real containers for the startup case (default 200; smoke 10)")
+    parser.add_argument("--events", type=int,
+                        help="docker run/stop iterations of the events case (default 20; smoke 3)")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated, of: {', '.join(CASES)} (default all)")
+    parser.add_argument("--json", default="bench-results.json", type=Path, help="where the figures go "
+                        "(default bench-results.json)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="quick run for CI: small sizes, no bars, fails only when a case produced no figures")
+    args = parser.parse_args(argv)
+    base = SMOKE if args.smoke else DEFAULTS
+    values = {key: getattr(args, key) if getattr(args, key) is not None else default for key, default in base.items()}
+    cases = [case.strip() for case in args.cases.split(",") if case.strip()]
+    unknown = [case for case in cases if case not in CASES]
+    if unknown or not cases:
+        parser.error(f"unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CASES)}")
+    for key in ("seconds", "rounds", "events"):
+        if values[key] < 1:
+            parser.error(f"--{key} must be at least 1")
+    if values["containers"] < 2:
+        parser.error("--containers must be at least 2 (half redis, half web)")
+    if values["scale_containers"] < 1 or values["sync_containers"] < 1:
+        parser.error("--scale-containers and --sync-containers must be at least 1")
+    return Options(cases=[case for case in CASES if case in cases], json_path=args.json, smoke=args.smoke, **values)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    need_engine = any(case in ENGINE_CASES for case in options.cases)
+    if os.geteuid() != 0:
+        print("bench: must run as root: it starts a private Docker engine (dockerd on its own socket and bridge) "
+              "and installs dnsperf and dnsmasq with apt-get when missing. Run `sudo make bench`.", file=sys.stderr)
+        return 2
+    if (os.cpu_count() or 1) < 2:
+        print("bench: needs at least 2 CPUs (the server under test on CPU 1, dnsperf on CPU 0)", file=sys.stderr)
+        return 2
+    try:
+        ensure_packages(need_engine)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="dcb", dir="/tmp"))
+    tmp.chmod(0o755)  # dnsmasq reads its hosts file after dropping root
+    processes = Processes()
+    bench = Bench(options, tmp, processes)
+    info = machine_info()
+    say(f"cases {', '.join(options.cases)}; temp dir {tmp}; dnscock {info['dnscock_commit']}"
+        f"{' (dnscock/ has uncommitted changes)' if info['dnscock_worktree_dirty'] else ''}")
+    interrupted = False
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted; cleaning up")
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a dockerd behind
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            bench.cleanup()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.exists():
+                say(f"warning: could not remove all of {tmp}")
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        return 130
+    elapsed = time.monotonic() - started
+    bars = [] if options.smoke else judge(bar_values(bench.results), options.scale_containers)
+    document = {
+        "machine": info,
+        "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(options).items()},
+        "elapsed_s": elapsed,
+        "results": bench.results,
+        "bars": bars,
+        "errors": bench.errors,
+        "warnings": bench.warnings,
+    }
+    problems = smoke_problems(options, bench.results) if options.smoke else []
+    document["smoke_problems"] = problems
+    options.json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(report(options, bench.results, bench.errors, bars))
+    for warning in bench.warnings:
+        print(f"warning: {warning}")
+    print(f"\n{len(options.cases)} case(s) in {elapsed:.0f} s; figures in {options.json_path}")
+    if bench.errors:
+        print(f"bench: {len(bench.errors)} case(s) could not run: {', '.join(sorted(bench.errors))}", file=sys.stderr)
+        return 1
+    if problems:
+        print("bench: smoke check failed:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
