@@ -13,7 +13,27 @@ Endpoints, with or without a ``/v1.NN`` prefix: ``GET|HEAD /_ping``,
 object per line, open until the client leaves or the server stops; ``since``
 and ``until`` are accepted and ignored, nothing is replayed).
 
-From a shell (standard library only, no gevent: it runs in its own process)::
+How it serves (standard library only, no gevent: it runs in its own process
+or thread). One asyncio event loop, in a background thread, owns the
+listening socket and every connection: an ``asyncio.Protocol`` per
+connection, no thread or task per request. A connection buffers what it
+receives and answers every complete request in it, in order, so pipelined
+requests work; a request is its request line and headers up to the blank
+line (HTTP/1.0 or 1.1; a ``Content-Length`` body is skipped unread).
+Connections stay open unless the request says ``Connection: close`` (or is
+HTTP/1.0 without ``keep-alive``). ``start()`` builds every container's
+inspect document and the listing once, before listening; they are kept as
+bytes and reused, so answering an inspect is a dictionary look-up, a small
+header block (Date, to the second, and Content-Length) and one ``write``.
+
+``GET /events`` subscribes the connection before it writes the response
+headers, then writes one chunk per event. ``add_container`` and
+``remove_container`` may be called from any thread: they hand their events
+to the loop with ``call_soon_threadsafe``. ``stop()`` closes the listening
+socket, ends every event stream with its last chunk, closes every connection
+once its pending writes are out, stops the loop and removes the socket file.
+
+From a shell::
 
     python bench/fake_engine.py --socket /tmp/docker.sock --containers 10000 [--images 50] [--ready-file PATH]
 
@@ -29,26 +49,25 @@ From Python::
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import hashlib
 import json
 import os
 import platform
-import queue
 import re
-import select
 import signal
 import socket
-import socketserver
 import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -491,12 +510,6 @@ def event_filter_matches(filters: Mapping[str, list[str]], event: Json) -> bool:
 # --- the engine ------------------------------------------------------------------
 
 
-class _Subscriber:
-    def __init__(self, filters: Mapping[str, list[str]]) -> None:
-        self.filters = filters
-        self.queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-
-
 class FakeEngine:
     """The container table and event hub; ``start()`` serves it on ``socket_path``."""
 
@@ -505,15 +518,13 @@ class FakeEngine:
             raise ValueError("images must be at least 1")
         self.socket_path = Path(socket_path)
         self.images = [make_image(number) for number in range(1, images + 1)]
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the table is read by the loop and changed from any thread
         self._by_id: dict[str, FakeContainer] = {}
         self._by_name: dict[str, FakeContainer] = {}
-        self._subscribers: set[_Subscriber] = set()
         self._generation = 0  # bumped by every change of the table
         self._list_json: tuple[int, bytes] | None = None  # the unfiltered listing and its generation
         self._next_index = 1
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._service: _Service | None = None
         for _ in range(containers):
             self._insert(self._new_container(None, None, None))
 
@@ -524,29 +535,33 @@ class FakeEngine:
 
     @property
     def connections_accepted(self) -> int:
-        return self._server.accepted if self._server else 0
+        return self._service.accepted if self._service else 0
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open ``/events`` streams."""
+        return len(self._service.streams) if self._service else 0
 
     # Serving
 
     def start(self) -> None:
-        """Listens on the socket (replacing a stale socket file) and serves in a background thread."""
-        _remove_stale_socket(self.socket_path)
-        self._server = _Server(str(self.socket_path), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="fake-engine", daemon=True)
-        self._thread.start()
+        """Builds every response body, listens on the socket (replacing a stale socket file), serves in a thread."""
+        if self._service is not None:
+            raise RuntimeError("the fake engine is already serving")
+        self._build_documents()
+        service = _Service(self)
+        service.start(_listening_socket(self.socket_path))
+        self._service = service
 
     def stop(self) -> None:
-        """Ends every event stream and connection, stops serving and removes the socket."""
-        server, self._server = self._server, None
-        if server is None:
+        """Ends every event stream and connection, stops serving and removes the socket (not from the loop)."""
+        service, self._service = self._service, None
+        if service is None:
             return
-        server.shutdown()  # no new connection after this
-        self._end_streams()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.socket_path.unlink(missing_ok=True)
+        try:
+            service.stop()
+        finally:
+            self.socket_path.unlink(missing_ok=True)
 
     def __enter__(self) -> FakeEngine:
         self.start()
@@ -554,6 +569,12 @@ class FakeEngine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def _build_documents(self) -> None:
+        """Every container's inspect document and the listing, so that no request waits for them."""
+        for container in self.containers:
+            container.inspect_json()
+        self.list_json({}, -1, False)
 
     # The container table
 
@@ -637,35 +658,10 @@ class FakeEngine:
                 self._list_json = (generation, body)
         return body
 
-    # Events
-
-    def subscribe(self, filters: Mapping[str, list[str]]) -> _Subscriber:
-        subscriber = _Subscriber(filters)
-        with self._lock:
-            self._subscribers.add(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: _Subscriber) -> None:
-        with self._lock:
-            self._subscribers.discard(subscriber)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     def _emit(self, event: Json) -> None:
-        line = _json_bytes(event)
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            if event_filter_matches(subscriber.filters, event):
-                subscriber.queue.put(line)
-
-    def _end_streams(self) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            subscriber.queue.put(None)
+        service = self._service
+        if service is not None:
+            service.publish(event)
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -678,85 +674,164 @@ def _remove_stale_socket(path: Path) -> None:
     path.unlink()
 
 
-# --- HTTP --------------------------------------------------------------------------
+def _listening_socket(path: Path) -> socket.socket:
+    """A unix socket bound to ``path``, replacing a stale socket file (the loop makes it listen)."""
+    _remove_stale_socket(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
-class _Server(socketserver.UnixStreamServer):
-    """One connection per worker thread; idle workers are reused.
+# --- HTTP: requests ----------------------------------------------------------------
 
-    docker-py keys its connection pools by full URL, so every distinct URL
-    (each container's inspect) opens a new connection: starting a thread for
-    each would cost more than answering the request.
-    """
-
-    request_queue_size = 128
-
-    def __init__(self, path: str, engine: FakeEngine) -> None:
-        self.engine = engine
-        self.accepted = 0
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._idle = 0
-        self._workers: list[threading.Thread] = []
-        self._pending: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
-        super().__init__(path, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Registered here, in the accept thread, so stop() cannot miss a fresh connection.
-        with self._lock:
-            self._open.add(request)
-            self.accepted += 1
-            spawn = self._idle == 0
-            if not spawn:
-                self._idle -= 1  # that idle worker is promised to this connection
-        self._pending.put(request)
-        if spawn:
-            self._spawn_worker()
-
-    def _spawn_worker(self) -> None:
-        worker = threading.Thread(target=self._work, name="fake-engine-worker", daemon=True)
-        with self._lock:
-            self._workers.append(worker)
-        worker.start()
-
-    def _work(self) -> None:
-        while (request := self._pending.get()) is not None:
-            try:
-                self.finish_request(request, "")
-            except Exception:
-                self.handle_error(request, "")
-            finally:
-                self.shutdown_request(request)
-            with self._lock:
-                self._idle += 1
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Wakes every worker blocked on a connection, then ends them all."""
-        with self._lock:
-            connections, workers = list(self._open), list(self._workers)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for _ in workers:
-            self._pending.put(None)
-        for worker in workers:
-            worker.join(timeout=5)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client gone or stop(): not worth a traceback
-            super().handle_error(request, client_address)
+MAX_HEAD = 64 * 1024  # bytes of request line and headers
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE_BREAK = re.compile(r"\r?\n")
 
 
-PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+class HttpError(Exception):
+    """A request that cannot be read: answered with ``status`` and the message, then the connection is closed."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Request(NamedTuple):
+    method: str
+    target: str
+    keep_alive: bool  # False: answer with "Connection: close", then close
+
+
+def parse_request(buffer: bytearray) -> tuple[Request, int] | None:
+    """The first complete request in ``buffer`` and its size (head and body), or None until more arrives."""
+    _skip_blank_lines(buffer)
+    end = _HEAD_END.search(buffer, 0, MAX_HEAD + 4)
+    if end is None:
+        if len(buffer) > MAX_HEAD:
+            raise HttpError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request line and headers too long")
+        return None
+    request_line, *header_lines = _LINE_BREAK.split(buffer[: end.start()].decode("latin-1"))
+    method, target, version = _parse_request_line(request_line)
+    headers = _parse_headers(header_lines)
+    keep_alive = _keep_alive(version, headers.get("connection", ""))
+    if "transfer-encoding" in headers:  # a chunked body: where it ends is not worth finding out
+        return Request(method, target, keep_alive=False), end.end()
+    size = end.end() + _content_length(headers)
+    if len(buffer) < size:
+        return None  # the body is still on its way
+    return Request(method, target, keep_alive), size
+
+
+def _skip_blank_lines(buffer: bytearray) -> None:
+    """Drops line breaks before a request line (a server should ignore them, RFC 9112 section 2.2)."""
+    blank = 0
+    while blank < len(buffer) and buffer[blank] in b"\r\n":
+        blank += 1
+    del buffer[:blank]
+
+
+def _parse_request_line(line: str) -> tuple[str, str, str]:
+    words = line.split()
+    if len(words) != 3 or not words[2].startswith("HTTP/"):
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"bad request line: {line[:100]!r}")
+    method, target, version = words
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise HttpError(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"unsupported HTTP version: {version[:20]!r}")
+    return method, target, version
+
+
+def _parse_headers(lines: list[str]) -> dict[str, str]:
+    """Lower-case names to values; lines without a colon are ignored."""
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _keep_alive(version: str, connection: str) -> bool:
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    if "close" in tokens:
+        return False
+    return version == "HTTP/1.1" or "keep-alive" in tokens
+
+
+def _content_length(headers: Mapping[str, str]) -> int:
+    value = headers.get("content-length", "0")
+    if not (value.isascii() and value.isdigit()):
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"bad Content-Length: {value[:20]!r}")
+    return int(value)
+
+
+# --- HTTP: responses ---------------------------------------------------------------
+
+SERVER = f"Docker/{ENGINE_VERSION} (linux)"
+PING_HEADERS = (("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache"))
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class Response(NamedTuple):
+    status: HTTPStatus
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()  # after the common ones, before Content-Length
+
+
+class EventStream(NamedTuple):
+    """The answer to ``GET /events``: a chunked stream of the events that pass ``filters``."""
+
+    filters: dict[str, list[str]]
+
+
+def json_response(status: HTTPStatus, document: Any) -> Response:
+    return Response(status, _json_bytes(document))
+
+
+def response_bytes(response: Response, head_only: bool, close: bool) -> bytes:
+    """The whole response (just its head for HEAD), with Content-Length."""
+    headers = (*response.headers, ("Content-Length", str(len(response.body))))
+    head = response_head(response.status, response.content_type, headers, close)
+    return head if head_only else head + response.body
+
+
+def response_head(
+    status: HTTPStatus, content_type: str, headers: Iterable[tuple[str, str]], close: bool = False
+) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status.value} {status.phrase}",
+        f"Api-Version: {API_VERSION}",
+        f"Content-Type: {content_type}",
+        f"Date: {_http_date(int(time.time()))}",
+        "Docker-Experimental: false",
+        "Ostype: linux",
+        f"Server: {SERVER}",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    return formatdate(second, usegmt=True)
+
+
+def event_chunk(line: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(line), line)
+
+
+# --- HTTP: routes ------------------------------------------------------------------
+
 _VERSION_PREFIX = re.compile(r"^/v(\d+(?:\.\d+)*)(/.*)$")
 _INSPECT_PATH = re.compile(r"^/containers/([^/]+)/json$")
+NOT_FOUND = json_response(HTTPStatus.NOT_FOUND, {"message": "page not found"})
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -773,149 +848,249 @@ def check_api_version(version: str) -> None:
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as docker-py reuses its connections
-    server_version = f"Docker/{ENGINE_VERSION} (linux)"
-    sys_version = ""
-    server: _Server
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except OSError:  # the client went away, or stop() shut the connection
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
-
-    def _dispatch(self) -> None:
-        self._discard_body()
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        try:
-            prefixed = _VERSION_PREFIX.match(path)
-            if prefixed:
-                check_api_version(prefixed.group(1))
-                path = prefixed.group(2)
-            self._route(self.command, path, query)
-        except BadRequest as error:
-            self._send_json(HTTPStatus.BAD_REQUEST, {"message": str(error)})
-
-    def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:
-        engine = self.server.engine
-        inspect = _INSPECT_PATH.match(path)
-        if path == "/_ping" and method in ("GET", "HEAD"):
-            self._send(HTTPStatus.OK, b"OK", "text/plain; charset=utf-8", PING_HEADERS)
-        elif method != "GET":
-            self._send_json(HTTPStatus.NOT_FOUND, {"message": "page not found"})
-        elif path == "/version":
-            self._send_json(HTTPStatus.OK, version_document())
-        elif path == "/containers/json":
-            self._list(engine, query)
-        elif inspect:
-            self._inspect(engine, inspect.group(1))
-        elif path == "/events":
-            self._stream_events(engine, parse_filters(query))
-        else:
-            self._send_json(HTTPStatus.NOT_FOUND, {"message": "page not found"})
-
-    def _list(self, engine: FakeEngine, query: dict[str, list[str]]) -> None:
-        filters = parse_filters(query)
-        unknown = set(filters) - LIST_FILTERS
-        if unknown:
-            raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
-        body = engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size"))
-        self._send(HTTPStatus.OK, body)
-
-    def _inspect(self, engine: FakeEngine, ref: str) -> None:
-        try:
-            container = engine.find(ref)
-        except KeyError:
-            self._send_json(HTTPStatus.NOT_FOUND, {"message": f"No such container: {ref}"})
-            return
-        self._send(HTTPStatus.OK, container.inspect_json())
-
-    # Responses
-
-    def _head(self, status: HTTPStatus, content_type: str, extra: Mapping[str, str]) -> list[str]:
-        return [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            f"Api-Version: {API_VERSION}",
-            f"Content-Type: {content_type}",
-            f"Date: {formatdate(usegmt=True)}",
-            "Docker-Experimental: false",
-            "Ostype: linux",
-            f"Server: {self.server_version}",
-            *(f"{key}: {value}" for key, value in extra.items()),
-        ]
-
-    def _send(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        content_type: str = "application/json",
-        extra: Mapping[str, str] | None = None,
-    ) -> None:
-        lines = self._head(status, content_type, {**(extra or {}), "Content-Length": str(len(body))})
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        # One write per response: headers and body together.
-        self.wfile.write(head if self.command == "HEAD" else head + body)
-
-    def _send_json(self, status: HTTPStatus, document: Any) -> None:
-        self._send(status, _json_bytes(document))
-
-    def _discard_body(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 0:
-            self.rfile.read(length)
-
-    # The event stream
-
-    def _stream_events(self, engine: FakeEngine, filters: Mapping[str, list[str]]) -> None:
-        # Subscribed before the headers go out: once the client has them, no event is missed.
-        subscriber = engine.subscribe(filters)
-        self.close_connection = True
-        try:
-            head = self._head(HTTPStatus.OK, "application/json", {"Transfer-Encoding": "chunked"})
-            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
-            for line in self._lines(subscriber):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:
-            pass
-        finally:
-            engine.unsubscribe(subscriber)
-
-    def _lines(self, subscriber: _Subscriber) -> Iterator[bytes]:
-        """Event lines until the engine stops (None) or the client hangs up."""
-        while True:
-            try:
-                line = subscriber.queue.get(timeout=0.5)
-            except queue.Empty:
-                if _peer_closed(self.connection):
-                    return
-                continue
-            if line is None:
-                return
-            yield line
+@functools.cache
+def version_json() -> bytes:
+    return _json_bytes(version_document())
 
 
-def _peer_closed(connection: socket.socket) -> bool:
-    readable, _, _ = select.select([connection], [], [], 0)
-    if not readable:
-        return False
+def route(engine: FakeEngine, method: str, target: str) -> Response | EventStream:
+    """The answer to ``method target``; 400 for a bad API version or bad parameters."""
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    query = parse_qs(parts.query, keep_blank_values=True) if parts.query else {}
     try:
-        return connection.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
+        prefixed = _VERSION_PREFIX.match(path)
+        if prefixed:
+            check_api_version(prefixed.group(1))
+            path = prefixed.group(2)
+        return _route(engine, method, path, query)
+    except BadRequest as error:
+        return json_response(HTTPStatus.BAD_REQUEST, {"message": str(error)})
+
+
+def _route(engine: FakeEngine, method: str, path: str, query: dict[str, list[str]]) -> Response | EventStream:
+    if path == "/_ping" and method in ("GET", "HEAD"):
+        return Response(HTTPStatus.OK, b"OK", "text/plain; charset=utf-8", PING_HEADERS)
+    if method != "GET":
+        return NOT_FOUND
+    inspect = _INSPECT_PATH.match(path)
+    if inspect:
+        return _inspect(engine, inspect.group(1))
+    if path == "/containers/json":
+        return _list(engine, query)
+    if path == "/version":
+        return Response(HTTPStatus.OK, version_json())
+    if path == "/events":
+        return EventStream(parse_filters(query))
+    return NOT_FOUND
+
+
+def _list(engine: FakeEngine, query: dict[str, list[str]]) -> Response:
+    filters = parse_filters(query)
+    unknown = set(filters) - LIST_FILTERS
+    if unknown:
+        raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
+    return Response(HTTPStatus.OK, engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size")))
+
+
+def _inspect(engine: FakeEngine, ref: str) -> Response:
+    try:
+        container = engine.find(ref)
+    except KeyError:
+        return json_response(HTTPStatus.NOT_FOUND, {"message": f"No such container: {ref}"})
+    return Response(HTTPStatus.OK, container.inspect_json())
+
+
+# --- HTTP: connections and the event loop ------------------------------------------
+
+BACKLOG = 128
+CLOSE_GRACE = 2.0  # seconds stop() waits for connections to flush before aborting them
+
+
+class _Connection(asyncio.Protocol):
+    """One client: answers its requests in order, or, after ``GET /events``, streams events."""
+
+    def __init__(self, service: _Service) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.filters: dict[str, list[str]] | None = None  # set while streaming events
+        self.closing = False
+        self.paused = False  # the client reads slower than we write: answer nothing more for now
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.service.opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.service.closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing or self.filters is not None:
+            return  # nothing more is read once a stream started or a "Connection: close" was answered
+        self.buffer += data
+        self._answer_buffered()
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close once what was written is sent
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._transport.resume_reading()
+        self._answer_buffered()
+
+    # Answering
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        assert self.transport is not None
+        return self.transport
+
+    def _answer_buffered(self) -> None:
+        """Answers every complete request in the buffer, in order, with one write."""
+        out: list[bytes] = []
+        close = False
+        while not (close or self.closing or self.paused or self.filters is not None):
+            try:
+                parsed = parse_request(self.buffer)
+            except HttpError as error:
+                out.append(response_bytes(json_response(error.status, {"message": str(error)}), False, close=True))
+                close = True
+                break
+            if parsed is None:
+                break
+            request, size = parsed
+            del self.buffer[:size]
+            out.append(self._answer(request))
+            close = not request.keep_alive
+        if out:
+            self._transport.writelines(out)
+        if close:
+            self.close()
+
+    def _answer(self, request: Request) -> bytes:
+        try:
+            result = route(self.service.engine, request.method, request.target)
+        except Exception:  # a bug here: say so on stderr and to the client
+            traceback.print_exc()
+            result = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "fake engine error"})
+        if isinstance(result, EventStream):
+            return self._start_stream(result.filters)
+        return response_bytes(result, head_only=request.method == "HEAD", close=not request.keep_alive)
+
+    def _start_stream(self, filters: dict[str, list[str]]) -> bytes:
+        """Subscribes, then returns the head: once the client has it, it misses no event."""
+        self.filters = filters
+        self.buffer.clear()
+        self.service.streams.add(self)
+        return response_head(HTTPStatus.OK, "application/json", (("Transfer-Encoding", "chunked"),))
+
+    def send_event(self, chunk: bytes) -> None:
+        if not self.closing:
+            self._transport.write(chunk)
+
+    def close(self) -> None:
+        """Ends the event stream (with its last chunk) or the connection, once what is written is sent."""
+        if self.closing:
+            return
+        self.closing = True
+        if self.filters is not None:
+            self._transport.write(LAST_CHUNK)
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
+class _Service:
+    """Serves one engine: an asyncio event loop, in a thread of its own, on a listening unix socket."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.accepted = 0
+        self.connections: set[_Connection] = set()
+        self.streams: set[_Connection] = set()  # the connections streaming events (loop thread only)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fake-engine", daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._stopping = False
+
+    def start(self, listener: socket.socket) -> None:
+        """Starts the loop and serves ``listener``; it is closed on failure."""
+        self._thread.start()
+        try:
+            self._server = self._run(
+                self.loop.create_unix_server(lambda: _Connection(self), sock=listener, backlog=BACKLOG)
+            )
+        except BaseException:
+            listener.close()
+            self._end_loop()
+            raise
+
+    def stop(self) -> None:
+        try:
+            self._run(self._shut_down(), timeout=CLOSE_GRACE + 5)
+        finally:
+            self._end_loop()
+
+    def publish(self, event: Json) -> None:
+        """Hands ``event`` to the loop for every stream that wants it; from any thread."""
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, event, event_chunk(_json_bytes(event)))
+        except RuntimeError:  # the loop is closed: the engine stopped meanwhile
+            pass
+
+    # On the loop
+
+    def opened(self, connection: _Connection) -> None:
+        self.accepted += 1
+        self.connections.add(connection)
+        if self._stopping:  # accepted just before the listening socket closed
+            connection.close()
+
+    def closed(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        self.streams.discard(connection)
+
+    def _deliver(self, event: Json, chunk: bytes) -> None:
+        for stream in list(self.streams):
+            if stream.filters is not None and event_filter_matches(stream.filters, event):
+                stream.send_event(chunk)
+
+    async def _shut_down(self) -> None:
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()  # no new connection
+        for connection in list(self.connections):
+            connection.close()
+        deadline = self.loop.time() + CLOSE_GRACE
+        while True:  # at least one pass: connections accepted just now still get to close
+            await asyncio.sleep(0.005)
+            if not self.connections or self.loop.time() > deadline:
+                break
+        for connection in list(self.connections):  # clients that read nothing: no more waiting
+            connection.abort()
+        await asyncio.sleep(0)  # their connection_lost
+
+    # Between threads
+
+    def _run(self, coroutine: Any, timeout: float = 10.0) -> Any:
+        """Runs ``coroutine`` on the loop and waits for its result (never call from the loop itself)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def _end_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 # --- command line -------------------------------------------------------------------

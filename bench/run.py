@@ -274,6 +274,7 @@ class Dnsmasq:
 
 _LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
 _CONNECTED = re.compile(r"connected to the Docker engine")
+_TROUBLE = re.compile(r"\bERROR\b|^Traceback")  # dnscock crashed, or its engine watcher did
 
 
 class Dnscock:
@@ -333,9 +334,13 @@ class Dnscock:
             return "\n".join(line for _, line in self.lines[-count:]) or "(no output)"
 
     def _check_alive(self) -> None:
+        """Raises when dnscock exited or logged an error (so a broken engine watcher fails fast)."""
         if self.process.poll() is not None:
             time.sleep(0.1)  # let the reader take the last lines
             raise BenchError(f"dnscock ({self.label}) exited with code {self.process.returncode}:\n{self.log_tail()}")
+        if self.find(_TROUBLE):
+            time.sleep(0.1)
+            raise BenchError(f"dnscock ({self.label}) logged an error:\n{self.log_tail()}")
 
     def wait_listening(self, timeout: float = 30.0) -> None:
         """Until dnscock answers on its port (or logs the port it listens on)."""
@@ -378,7 +383,7 @@ class Dnscock:
                             break
                     if found is not None:
                         return found - self.launched, "log line"
-                    if self._eof or time.monotonic() > deadline:
+                    if self._eof or time.monotonic() > deadline or self.find(_TROUBLE):
                         break
                     self._changed.wait(0.05)
             self._check_alive()

@@ -105,7 +105,9 @@ class AnswerBuilder:
             answers.append(RR(owner, QTYPE.TXT, CLASS.IN, self.ttl([record]), TXT(data)))
         return answers
 
-    def soa(self, owner: str, serial: int) -> RR:
-        times = (serial & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self.default_ttl)
+    def soa(self, owner: str, serial: int, ttl: int | None = None) -> RR:
+        """The zone's SOA; ``ttl`` (also its minimum, the negative-caching TTL) defaults to -ttl."""
+        ttl = self.default_ttl if ttl is None else ttl
+        times = (serial & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
         rdata = SOA(f"dnscock.{self.zone}.", f"hostmaster.{self.zone}.", times)
-        return RR(owner + ".", QTYPE.SOA, CLASS.IN, self.default_ttl, rdata)
+        return RR(owner + ".", QTYPE.SOA, CLASS.IN, ttl, rdata)

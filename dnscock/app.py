@@ -13,7 +13,8 @@ import gevent.event
 
 from dnscock import __version__
 from dnscock.config import Config, load_config
-from dnscock.docker_watcher import DockerWatcher
+from dnscock.docker_watcher import DockerWatcher, WatchOptions
+from dnscock.naming import NamingOptions
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver
 from dnscock.server import TcpServer, UdpServer, bind_pair, bound_address
@@ -47,6 +48,18 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+def watch_options(config: Config) -> WatchOptions:
+    naming = NamingOptions(
+        networks=config.networks,
+        host_ip=config.host_ip,
+        compose_names=config.compose_names,
+        network_aliases=config.network_aliases,
+        hostnames=config.hostnames,
+    )
+    return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
+                        resync_interval=config.resync_interval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
     setup_logging(config)
@@ -75,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_garbage_collector()
     log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
 
-    watcher = DockerWatcher(config.docker_url, store, config.zone)
+    watcher = DockerWatcher(config.docker_url, store, config.zone, watch_options(config))
     watcher.start()
 
     stopping.wait()

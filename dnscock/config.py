@@ -55,6 +55,14 @@ class Config:
     max_fails: int
     cache_size: int
     local_cache_size: int
+    networks: frozenset[str]
+    host_ip: str
+    compose_names: bool
+    network_aliases: bool
+    hostnames: bool
+    serve_unhealthy: bool
+    grace: float
+    resync_interval: float
 
     @property
     def zone(self) -> str:
@@ -207,6 +215,25 @@ def parse_udp_payload(text: str) -> int:
     return int(text)
 
 
+def parse_names(text: str) -> list[str]:
+    """Comma-separated names; "" is none (so that an empty config line means the default)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_host_ip(text: str) -> str:
+    return _ip(text.strip(), text) if text.strip() else ""
+
+
+def parse_nonnegative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
 def normalize_docker_url(url: str) -> str:
     """The Go program's default ``unix://var/run/docker.sock`` meant an absolute path."""
     url = url.strip()
@@ -301,6 +328,20 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_whole, default=10000, metavar="N")
     _option(parser, "local-cache-size", "local answers kept ready as bytes until a container changes (0: none)",
             type=parse_whole, default=10000, metavar="N")
+    _option(parser, "network", "only answer with addresses on this network (repeatable, or comma-separated)",
+            type=parse_names, action="append", default=None, metavar="NAME")
+    _option(parser, "host-ip", "the address containers in network mode host answer with (else they are skipped)",
+            type=parse_host_ip, default="", metavar="IP")
+    _flag(parser, "compose-names", "also answer <service>.<project>.<domain> for compose containers", default=True)
+    parser.add_argument("-no-compose-names", "--no-compose-names", dest="compose_names", action="store_const",
+                        const=False, help="same as -compose-names=false")
+    _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
+    _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)
+    _flag(parser, "serve-unhealthy", "keep serving containers whose healthcheck says unhealthy", default=False)
+    _option(parser, "grace", "seconds a stopped container's names answer NOERROR with no records (0: none)",
+            type=parse_nonnegative_seconds, default=10.0, metavar="SECONDS")
+    _option(parser, "resync-interval", "seconds between full re-listings of the engine's containers (0: never)",
+            type=parse_nonnegative_seconds, default=60.0, metavar="SECONDS")
     return parser
 
 
@@ -333,4 +374,12 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         max_fails=args.max_fails,
         cache_size=args.cache_size,
         local_cache_size=args.local_cache_size,
+        networks=frozenset(name for group in (args.network or []) for name in group),
+        host_ip=args.host_ip,
+        compose_names=args.compose_names,
+        network_aliases=args.network_aliases,
+        hostnames=args.hostnames,
+        serve_unhealthy=args.serve_unhealthy,
+        grace=args.grace,
+        resync_interval=args.resync_interval,
     )

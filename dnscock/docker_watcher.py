@@ -1,12 +1,21 @@
 """The engine side: follow the Docker Engine API and keep the record store up to date.
 
 One greenlet runs a session after another. A session opens the event
-stream first and lists the running containers second, so that nothing that
-happens in between is missed; the listing replaces the whole table (so no
-stale record survives a reconnect), then each event is applied as it comes.
+stream first (replaying what happened since the last event seen) and lists
+the running containers second, so that nothing is missed in between; the
+listing replaces the whole table, so no stale record survives a reconnect.
+Then each event is applied as it comes. An event is only a hint: the
+container is inspected again and the inspect data decides, so replayed or
+out-of-date events cannot undo newer facts. A periodic resync re-lists and
+corrects any drift.
+
+A container that stops keeps its names for ``grace`` seconds, answering
+NOERROR with no records and TTL 0, so that clients of a restarting
+container never cache NXDOMAIN (or an upstream's answer for its alias).
+
 When the engine cannot be reached or the stream ends (an engine restart
 ends it without an error), the last known table keeps being served and the
-watcher reconnects with exponential backoff.
+watcher reconnects with capped exponential backoff, forever.
 
 docker-py is blocking code; ``python -m dnscock`` monkey-patches the
 standard library first, so its sockets yield to the DNS greenlets.
@@ -14,8 +23,10 @@ standard library first, so its sockets yield to the DNS greenlets.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -25,28 +36,41 @@ import urllib3.exceptions
 
 from dnscock.engine import EngineClient
 from dnscock.errors import EngineError
-from dnscock.naming import record_from_inspect
+from dnscock.naming import DEFAULT_OPTIONS, NamingOptions, health, network_mode, record_from_inspect
 from dnscock.records import Record, RecordStore
 
 log = logging.getLogger("dnscock.docker")
 
-# Events after which the container is inspected again; "kill" only sends a signal.
-_REFRESH_ACTIONS = frozenset({"start", "restart", "unpause", "rename", "kill", "update"})
-_REMOVE_ACTIONS = frozenset({"die", "stop", "destroy"})
 _CONNECTION_ERRORS = (
     docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
     EngineError, OSError,
 )
+# Container events that may change what a container is served as (others, like exec_*, cannot).
+_CONTAINER_ACTIONS = frozenset({
+    "start", "restart", "unpause", "pause", "rename", "kill", "update", "die", "stop", "destroy", "health_status",
+})
+_NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 
 
+@dataclass(frozen=True)
+class WatchOptions:
+    naming: NamingOptions = DEFAULT_OPTIONS
+    serve_unhealthy: bool = False  # serve containers whose healthcheck says unhealthy
+    grace: float = 10.0  # seconds a stopped container's names answer NOERROR with no records
+    resync_interval: float = 60.0  # seconds between full re-listings; 0: never
+
+
 class DockerWatcher:
-    def __init__(self, url: str, store: RecordStore, zone: str) -> None:
+    def __init__(self, url: str, store: RecordStore, zone: str, options: WatchOptions = WatchOptions()) -> None:
         self.url = url
         self.store = store
         self.zone = zone
+        self.options = options
         self._greenlet: gevent.Greenlet | None = None
+        self._last_event_time: int | None = None  # seconds, from the engine's own clock
+        self._warned_host_mode: set[str] = set()
 
     def start(self) -> gevent.Greenlet:
         self._greenlet = gevent.spawn(self.run)
@@ -58,7 +82,7 @@ class DockerWatcher:
 
     def run(self) -> None:
         delay = BACKOFF_FIRST
-        failing = False  # warn once per outage, not once per retry
+        failing = False  # one line per outage, then one per backoff step at debug level
         while True:
             try:
                 self._session()
@@ -75,57 +99,119 @@ class DockerWatcher:
             gevent.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
+    # -- a session: subscribe, list, follow --
+
     def _session(self) -> None:
         client = EngineClient(self.url)
         events = None
+        resyncer = None
         try:
             # Subscribe first, then list: an event in between is not lost.
-            events = client.events()
-            self._sync(client)
-            log.info(
-                "connected to the Docker engine at %s (API %s), %d containers served",
-                self.url, client.api_version, len(self.store),
-            )
+            events = client.events(since=self._last_event_time)
+            self._sync(client, initial=True)
+            log.info("connected to the Docker engine at %s (API %s), %d containers served",
+                     self.url, client.api_version, len(self.store))
+            if self.options.resync_interval > 0:
+                resyncer = gevent.spawn(self._resync_every, client, self.options.resync_interval)
             for event in events:
                 self._apply(client, event)
         finally:
+            if resyncer is not None:
+                resyncer.kill(block=False)
             if events is not None:
                 events.close()
             client.close()
 
-    def _sync(self, client: EngineClient) -> None:
+    def _sync(self, client: EngineClient, initial: bool = False) -> bool:
+        """Makes the table equal the engine's running containers; False when an event came meanwhile."""
+        generation = self.store.generation
         ids = client.running_container_ids()
-        records = [record for record in client.inspect_many(ids, _record_of_running) if record is not None]
+        records = [record for record in client.inspect_many(ids, lambda inspect: self._record(client, inspect))
+                   if record is not None]
+        if not initial and self.store.generation != generation:
+            return False  # an event changed the table while we listed: our listing may be older
+        fresh = {record.id for record in records}
+        # Containers stopped within their grace window stay, as their empty answer.
+        records += [record for record in self.store if record.stopped and record.id not in fresh]
         added, removed = self.store.replace_all(records)
         self.store.unavailable = False
         for record in removed:
-            self._log_removed(record)
+            self._log_removed(record, "gone from the engine" if not initial else "")
         for record in added:
             self._log_added(record)
+        return True
 
-    def _inspect(self, client: EngineClient, container_id: str) -> Record | None:
-        return _record_of_running(client.inspect(container_id))
+    def _resync_every(self, client: EngineClient, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            try:
+                if not self._sync(client):
+                    log.debug("resync skipped: the table changed while listing")
+            except _CONNECTION_ERRORS as error:
+                log.debug("resync failed: %s", _short(error))
 
     def _apply(self, client: EngineClient, event: Mapping[str, Any]) -> None:
+        self._last_event_time = int(event.get("time") or 0) or self._last_event_time
+        kind = event.get("Type") or "container"
         action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
-        container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
-        if not container_id:
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        if kind == "network" and action in _NETWORK_ACTIONS:
+            container_id = attributes.get("container")
+        elif kind == "container" and action in _CONTAINER_ACTIONS:
+            container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
+        else:
             return
-        if action in _REMOVE_ACTIONS:
+        if container_id:
+            self._refresh(client, str(container_id))
+
+    def _refresh(self, client: EngineClient, container_id: str) -> None:
+        """Inspects the container and puts what it says in the table."""
+        record = self._record(client, client.inspect(container_id))
+        if record is not None:
+            old = self.store.put(record)
+            if old != record:
+                self._log_added(record)
+            return
+        old = self.store.get(container_id)
+        if old is None or old.stopped:
+            return
+        if self.options.grace > 0:
+            ghost = dataclasses.replace(old, ipv4=(), ipv6=(), ports=(), metadata=(), ttl=0, stopped=True)
+            self.store.put(ghost)
+            log.info("container %s %s stopped: its names answer empty for %gs", old.container, old.short_id,
+                     self.options.grace)
+            gevent.spawn_later(self.options.grace, self._expire, ghost)
+        else:
             self._remove(container_id)
-        elif action in _REFRESH_ACTIONS:
-            record = self._inspect(client, container_id)
-            if record is None:
-                self._remove(container_id)
-            else:
-                old = self.store.put(record)
-                if old != record:
-                    self._log_added(record)
+
+    def _expire(self, ghost: Record) -> None:
+        if self.store.get(ghost.id) == ghost:
+            self._remove(ghost.id)
+
+    def _record(self, client: EngineClient, inspect: Mapping[str, Any] | None) -> Record | None:
+        """The record to serve for a container; None when stopped, gone, ignored or withheld."""
+        if inspect is None or not (inspect.get("State") or {}).get("Running"):
+            return None
+        if health(inspect) == "unhealthy" and not self.options.serve_unhealthy:
+            return None
+        mode = network_mode(inspect)
+        source = None
+        if mode.startswith("container:"):
+            source = client.inspect(mode.split(":", 1)[1])
+        elif mode == "host" and not self.options.naming.host_ip:
+            name = str(inspect.get("Name") or "").lstrip("/")
+            if name not in self._warned_host_mode:
+                self._warned_host_mode.add(name)
+                log.info("container %s uses the host's network: skipped (set -host-ip to serve it)", name)
+            return None
+        return record_from_inspect(inspect, self.options.naming, source)
 
     def _remove(self, container_id: str) -> None:
         record = self.store.remove(container_id)
         if record is not None:
             self._log_removed(record)
+
+    # -- logs --
 
     def _name(self, record: Record) -> str:
         return ".".join(record.labels + ((self.zone,) if self.zone else ()))
@@ -135,15 +221,9 @@ class DockerWatcher:
         aliases = f" (aliases {', '.join(record.aliases)})" if record.aliases else ""
         log.info("container %s %s: %s -> %s%s", record.container, record.short_id, self._name(record), addresses, aliases)
 
-    def _log_removed(self, record: Record) -> None:
-        log.info("container %s %s removed: %s", record.container, record.short_id, self._name(record))
-
-
-def _record_of_running(inspect: Mapping[str, Any] | None) -> Record | None:
-    """The record for a running container; None when stopped, gone or ignored."""
-    if inspect is None or not (inspect.get("State") or {}).get("Running"):
-        return None
-    return record_from_inspect(inspect)
+    def _log_removed(self, record: Record, why: str = "") -> None:
+        log.info("container %s %s removed: %s%s", record.container, record.short_id, self._name(record),
+                 f" ({why})" if why else "")
 
 
 def _short(error: BaseException) -> str:

@@ -56,9 +56,12 @@ class EngineClient:
         request = requests.Request("GET", base).prepare()
         return adapter.get_connection_with_tls_context(request, self._api.verify, cert=self._api.cert)
 
-    def events(self) -> Iterator[Mapping[str, Any]]:
-        """Container events from now on; the request is made (subscribed) before this returns."""
-        return self._api.events(decode=True, filters={"type": "container"})
+    def events(self, since: int | None = None) -> Iterator[Mapping[str, Any]]:
+        """Container and network events from ``since`` (engine time, seconds) or now on.
+
+        The request is made (subscribed) before this returns.
+        """
+        return self._api.events(since=since, decode=True, filters={"type": ["container", "network"]})
 
     def running_container_ids(self) -> list[str]:
         return [summary["Id"] for summary in self._api.containers()]

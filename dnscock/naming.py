@@ -10,8 +10,11 @@ Per-container env vars override them, as in the Go dnsdock and dnscock:
 ``DNSDOCK_NAME``, ``DNSDOCK_IMAGE``, ``DNSDOCK_TTL``, ``DNSDOCK_ALIAS``
 (comma-separated full names), ``DNSDOCK_IGNORE``, and registrator's
 ``SERVICE_NAME`` (image), ``SERVICE_TAGS`` (the first tag is the name),
-``SERVICE_REGION`` (appended to the image) and ``SERVICE_IGNORE``.
-A ``DNSDOCK_*`` variable wins over its ``SERVICE_*`` twin.
+``SERVICE_REGION`` (appended to the image) and ``SERVICE_IGNORE``; so do
+the maintained dnsdock's labels ``com.dnsdock.name``, ``.image``, ``.ttl``,
+``.alias``, ``.ignore``, ``.tags``, ``.region``, ``.ip_addr``, ``.prefix``.
+Env vars win over labels, and a ``DNSDOCK_*`` variable over its
+``SERVICE_*`` twin.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dnscock.dnsname import is_valid_name, split_name
@@ -65,16 +69,20 @@ def parse_env(env: Iterable[str] | None) -> dict[str, str]:
     return result
 
 
-def container_addresses(inspect: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(IPv4, IPv6) addresses on every network the container is attached to.
+def container_addresses(
+    inspect: Mapping[str, Any], only: frozenset[str] = frozenset(),
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(IPv4, IPv6) addresses on every network the container is attached to (or those in ``only``).
 
     A container only on a user-defined network has an empty top-level
     ``IPAddress``; its addresses are under ``NetworkSettings.Networks``.
     """
     settings = inspect.get("NetworkSettings") or {}
-    candidates = [settings.get("IPAddress"), settings.get("GlobalIPv6Address")]
+    candidates = [] if only else [settings.get("IPAddress"), settings.get("GlobalIPv6Address")]
     networks = settings.get("Networks") or {}
     for network in sorted(networks):
+        if only and network not in only:
+            continue
         endpoint = networks[network] or {}
         candidates += [endpoint.get("IPAddress"), endpoint.get("GlobalIPv6Address")]
     ipv4: dict[str, None] = {}
@@ -106,8 +114,8 @@ def exposed_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
 COMPOSE_LABELS = (("compose_project", "com.docker.compose.project"), ("compose_service", "com.docker.compose.service"))
 
 
-def _is_set(env: Mapping[str, str], key: str) -> bool:
-    return key in env and env[key].strip().lower() not in _FALSE
+def _is_set(settings: Mapping[str, str], key: str) -> bool:
+    return key in settings and settings[key].strip().lower() not in _FALSE
 
 
 def _aliases(value: str, container: str) -> tuple[str, ...]:
@@ -118,7 +126,7 @@ def _aliases(value: str, container: str) -> tuple[str, ...]:
         if is_valid_name(alias):
             aliases[alias] = None
         else:
-            log.warning("container %s: skipping invalid alias %r in DNSDOCK_ALIAS", container, alias)
+            log.warning("container %s: skipping invalid alias %r", container, alias)
     return tuple(aliases)
 
 
@@ -126,54 +134,155 @@ def _ttl(value: str, container: str) -> int | None:
     value = value.strip()
     if value.isdigit() and int(value) <= 2**31 - 1:
         return int(value)
-    log.warning("container %s: ignoring DNSDOCK_TTL=%r, not a whole number of seconds", container, value)
+    log.warning("container %s: ignoring DNSDOCK_TTL (or com.dnsdock.ttl) %r, not a whole number of seconds",
+                container, value)
     return None
 
 
-def record_from_inspect(inspect: Mapping[str, Any]) -> Record | None:
-    """The record for a container, or None when its env vars ask to be ignored."""
-    config = inspect.get("Config") or {}
-    env = parse_env(config.get("Env"))
+@dataclass(frozen=True)
+class NamingOptions:
+    """The options that change what a container is served as."""
+
+    networks: frozenset[str] = frozenset()  # only addresses on these networks; empty: all
+    host_ip: str = ""  # what containers in network mode "host" answer with; "": skip them
+    compose_names: bool = True  # also <service>.<project>.<zone> for compose containers
+    network_aliases: bool = False  # a container's aliases on user-defined networks as aliases
+    hostnames: bool = False  # a container's explicit hostname as an alias
+
+
+DEFAULT_OPTIONS = NamingOptions()
+DNSDOCK_LABEL = "com.dnsdock."
+
+
+def override_layers(env: Mapping[str, str], labels: Mapping[str, str]) -> list[dict[str, str]]:
+    """Per-container settings, weakest first: dnsdock labels, registrator env vars, DNSDOCK_* env vars.
+
+    Keys are the label suffixes: name, image, ttl, alias, ignore, tags, region, ip_addr, prefix.
+    """
+    from_labels = {key[len(DNSDOCK_LABEL):]: str(value) for key, value in labels.items()
+                   if key.startswith(DNSDOCK_LABEL)}
+    registrator = {setting: env[variable] for variable, setting in (
+        ("SERVICE_NAME", "image"), ("SERVICE_TAGS", "tags"), ("SERVICE_REGION", "region"), ("SERVICE_IGNORE", "ignore"),
+    ) if variable in env}
     # The README spells it DNSDOCK_alias once: DNSDOCK_ keys are read case-insensitively.
-    dnsdock = {key.upper(): value for key, value in env.items() if key.upper().startswith("DNSDOCK_")}
-    if _is_set(dnsdock, "DNSDOCK_IGNORE") or _is_set(env, "SERVICE_IGNORE"):
+    dnsdock = {key[len("DNSDOCK_"):].lower(): value for key, value in env.items()
+               if key.upper().startswith("DNSDOCK_")}
+    return [from_labels, registrator, dnsdock]
+
+
+def record_from_inspect(
+    inspect: Mapping[str, Any],
+    options: NamingOptions = DEFAULT_OPTIONS,
+    network_source: Mapping[str, Any] | None = None,
+) -> Record | None:
+    """The record for a container, or None when it asks to be ignored or has nothing to serve.
+
+    ``network_source`` is the inspect data of the container whose network a
+    ``container:<id>`` network mode shares.
+    """
+    config = inspect.get("Config") or {}
+    labels = config.get("Labels") or {}
+    layers = override_layers(parse_env(config.get("Env")), labels)
+    if any(_is_set(layer, "ignore") for layer in layers):
         return None
 
     container = container_name(inspect)
     name = container
-    if "SERVICE_TAGS" in env:
-        name = env["SERVICE_TAGS"].split(",")[0].strip()
-    if "DNSDOCK_NAME" in dnsdock:
-        name = dnsdock["DNSDOCK_NAME"].strip()
-
     image = image_name(str(config.get("Image") or ""), str(inspect.get("Image") or "")) or ""
-    if "SERVICE_NAME" in env:
-        image = env["SERVICE_NAME"].strip()
-    if "DNSDOCK_IMAGE" in dnsdock:
-        image = dnsdock["DNSDOCK_IMAGE"].strip()
-    region = env.get("SERVICE_REGION", "").strip()
+    region, ttl_text, alias_text = "", None, ""
+    for layer in layers:  # a stronger layer overrides a weaker one, setting by setting
+        if "tags" in layer:
+            name = layer["tags"].split(",")[0].strip()
+        if "name" in layer:
+            name = layer["name"].strip()
+        image = layer.get("image", image).strip()
+        region = layer.get("region", region).strip()
+        ttl_text = layer.get("ttl", ttl_text)
+        alias_text = layer.get("alias", alias_text)
     if region:
         image = f"{image}.{region}" if image else region
 
-    ttl = _ttl(dnsdock["DNSDOCK_TTL"], container) if "DNSDOCK_TTL" in dnsdock else None
-    aliases = _aliases(dnsdock.get("DNSDOCK_ALIAS", ""), container)
-    ipv4, ipv6 = container_addresses(inspect)
-    labels = config.get("Labels") or {}
-    name_labels = tuple(label for label in split_name(name) + split_name(image) if label)
+    ipv4, ipv6 = _served_addresses(inspect, options, network_source, layers[0], container)
+    aliases = _aliases(alias_text, container) + _engine_aliases(inspect, options)
     return Record(
         id=str(inspect.get("Id") or ""),
         container=container,
-        labels=name_labels,
-        aliases=aliases,
+        labels=tuple(label for label in split_name(name) + split_name(image) if label),
+        aliases=tuple(dict.fromkeys(aliases)),
         ipv4=ipv4,
         ipv6=ipv6,
-        ttl=ttl,
+        ttl=None if ttl_text is None else _ttl(ttl_text, container),
         image=str(config.get("Image") or ""),
         ports=exposed_ports(inspect),
-        metadata=tuple(
-            (key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label)
-        ),
+        metadata=tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label)),
+        extra_names=_compose_names(labels) if options.compose_names else (),
     )
+
+
+def network_mode(inspect: Mapping[str, Any]) -> str:
+    return str((inspect.get("HostConfig") or {}).get("NetworkMode") or "")
+
+
+def _served_addresses(
+    inspect: Mapping[str, Any], options: NamingOptions, network_source: Mapping[str, Any] | None,
+    from_labels: Mapping[str, str], container: str,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    mode = network_mode(inspect)
+    if mode == "host":
+        if not options.host_ip:
+            return (), ()
+        host = ipaddress.ip_address(options.host_ip)
+        return ((str(host),), ()) if host.version == 4 else ((), (str(host),))
+    source = network_source if mode.startswith("container:") and network_source is not None else inspect
+    ipv4, ipv6 = container_addresses(source, options.networks)
+    fixed = from_labels.get("ip_addr", "").strip()
+    if fixed:
+        try:
+            address = ipaddress.ip_address(fixed)
+        except ValueError:
+            log.warning("container %s: ignoring com.dnsdock.ip_addr=%r, not an IP address", container, fixed)
+        else:
+            ipv4, ipv6 = ((str(address),), ()) if address.version == 4 else ((), (str(address),))
+    prefix = from_labels.get("prefix", "").strip()
+    if prefix:
+        ipv4 = tuple(address for address in ipv4 if address.startswith(prefix))
+        ipv6 = tuple(address for address in ipv6 if address.startswith(prefix))
+        if not ipv4 and not ipv6:
+            log.warning("container %s: com.dnsdock.prefix %r matches none of its addresses", container, prefix)
+    return ipv4, ipv6
+
+
+def _engine_aliases(inspect: Mapping[str, Any], options: NamingOptions) -> tuple[str, ...]:
+    """Network aliases and the explicit hostname, when the options ask for them."""
+    names: list[str] = []
+    if options.network_aliases:
+        networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+        for network in sorted(networks):
+            if options.networks and network not in options.networks:
+                continue
+            names += [str(alias) for alias in (networks[network] or {}).get("Aliases") or ()]
+    if options.hostnames:
+        config = inspect.get("Config") or {}
+        hostname = str(config.get("Hostname") or "")
+        if hostname and not str(inspect.get("Id") or "").startswith(hostname):  # the default is the short id
+            domain = str(config.get("Domainname") or "")
+            names.append(f"{hostname}.{domain}" if domain else hostname)
+    valid = (name.rstrip(".").lower() for name in names)
+    return tuple(name for name in valid if is_valid_name(name))
+
+
+def _compose_names(labels: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
+    project = str(labels.get("com.docker.compose.project") or "")
+    service = str(labels.get("com.docker.compose.service") or "")
+    if not project or not service:
+        return ()
+    name = split_name(service) + split_name(project)
+    return (name,) if all(name) else ()
+
+
+def health(inspect: Mapping[str, Any]) -> str:
+    """The container's health status ("healthy", "unhealthy", "starting"), or "" without a healthcheck."""
+    return str(((inspect.get("State") or {}).get("Health") or {}).get("Status") or "")
 
 
 def matches(query: tuple[str, ...], labels: tuple[str, ...]) -> bool:

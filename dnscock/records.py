@@ -36,6 +36,12 @@ class Record:
     image: str = ""  # the image reference the container was created with
     ports: tuple[tuple[int, str], ...] = ()  # exposed (port, "tcp" | "udp")
     metadata: tuple[tuple[str, str], ...] = ()  # extra key=value facts published in TXT
+    extra_names: tuple[tuple[str, ...], ...] = ()  # more label paths matched like ``labels`` (compose)
+    stopped: bool = False  # stopped within its grace window: its names answer NOERROR, no records
+
+    @property
+    def names(self) -> tuple[tuple[str, ...], ...]:
+        return (self.labels,) + self.extra_names
 
     @property
     def short_id(self) -> str:
@@ -62,31 +68,21 @@ class _Index:
         self.addresses: dict[str, set[str]] = {}
 
     def add(self, record: Record) -> None:
-        node = self.root
-        node.subtree.add(record.id)
-        for label in reversed(record.labels):
-            node = node.children.setdefault(label, _Node())
+        for labels in record.names:
+            node = self.root
             node.subtree.add(record.id)
-        node.terminal.add(record.id)
+            for label in reversed(labels):
+                node = node.children.setdefault(label, _Node())
+                node.subtree.add(record.id)
+            node.terminal.add(record.id)
         for alias in record.aliases:
             self.aliases.setdefault(alias, set()).add(record.id)
         for address in record.ipv4 + record.ipv6:
             self.addresses.setdefault(address, set()).add(record.id)
 
     def discard(self, record: Record) -> None:
-        path = [self.root]
-        for label in reversed(record.labels):
-            child = path[-1].children.get(label)
-            if child is None:
-                break
-            path.append(child)
-        else:
-            path[-1].terminal.discard(record.id)
-        for depth in range(len(path) - 1, -1, -1):
-            node = path[depth]
-            node.subtree.discard(record.id)
-            if depth and not node.subtree:
-                del path[depth - 1].children[record.labels[len(record.labels) - depth]]
+        for labels in record.names:
+            self._discard_path(record.id, labels)
         for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
             for key in keys:
                 ids = table.get(key)
@@ -94,6 +90,21 @@ class _Index:
                     ids.discard(record.id)
                     if not ids:
                         del table[key]
+
+    def _discard_path(self, record_id: str, labels: tuple[str, ...]) -> None:
+        path = [self.root]
+        for label in reversed(labels):
+            child = path[-1].children.get(label)
+            if child is None:
+                break
+            path.append(child)
+        else:
+            path[-1].terminal.discard(record_id)
+        for depth in range(len(path) - 1, -1, -1):
+            node = path[depth]
+            node.subtree.discard(record_id)
+            if depth and not node.subtree:
+                del path[depth - 1].children[labels[len(labels) - depth]]
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found: set[str] = set()

@@ -348,7 +348,14 @@ class Resolver:
 
         reply = _new_reply(message)
         build = self.answers
-        if not records:
+        soa_ttl = None
+        live = [record for record in records if not record.stopped]
+        if records and not live:
+            # Stopped within its grace window: the name exists, for now with nothing in it.
+            records, soa_ttl = [], 0
+        else:
+            records = live
+        if not records and soa_ttl is None:
             reply.header.rcode = RCODE.NXDOMAIN
         elif qtype in (QTYPE.A, QTYPE.AAAA) or (qtype == QTYPE.ANY and query.tcp):
             reply.rr = build.addresses(owner, records, qtype)
@@ -361,7 +368,7 @@ class Resolver:
         elif qtype == QTYPE.SOA and local and len(labels) == len(self.zone):
             reply.rr = [build.soa(soa_owner, self.store.generation)]
         if not reply.rr:
-            reply.add_auth(build.soa(soa_owner, self.store.generation))
+            reply.add_auth(build.soa(soa_owner, self.store.generation, soa_ttl))
         self._log_answer(message, reply)
         return reply
 
