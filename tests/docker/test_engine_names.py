@@ -49,7 +49,7 @@ def test_seed_readme_examples_with_dig(docker_env, dnscock_for):
 
 def test_a_started_container_answers_and_a_stopped_one_is_nxdomain(docker_env, dnscock_for):
     engine = docker_env
-    dnscock = dnscock_for(engine, "-ttl=30")
+    dnscock = dnscock_for(engine, "-ttl=30", "-grace=0")
     assert rcode(dnscock.query("redis1.redis.docker")) == "NXDOMAIN"
 
     redis1 = engine.run("redis:latest", name="redis1")
