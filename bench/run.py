@@ -73,6 +73,7 @@ UNCACHED_NAMES_PER_SECOND = 80_000
 CACHED_NAMES = 1000
 SCALE_NAMES = 1000
 SMALL_ENGINE = 10
+UNSATURATED_CPU_PCT = 70  # below this the server under test was not the bottleneck
 EVENT_DEADLINE = 5.0  # seconds after the event within which the answer must change
 
 DEFAULTS = dict(seconds=15, rounds=2, containers=50, scale_containers=10_000, sync_containers=200, events=20)
@@ -743,6 +744,11 @@ class Bench:
             theirs.append(reference_side(round_index))
         result = {"dnscock": summarize(ours), "reference": summarize(theirs), "reference_name": reference}
         result["ratio"] = result["dnscock"]["qps"] / result["reference"]["qps"]
+        busy = (result["dnscock"]["server_cpu_pct"], result["reference"]["server_cpu_pct"])
+        if min(busy) < UNSATURATED_CPU_PCT:
+            self.warnings.append(
+                f"{case}: the servers used only {busy[0]:.0f}% / {busy[1]:.0f}% of CPU 1: dnsperf or other load on "
+                "the machine limited the rates, so the ratio says little about the servers")
         self.results[case] = result
         return result
 
