@@ -49,12 +49,21 @@ class Record:
 
 
 class _Node:
-    __slots__ = ("children", "terminal", "subtree")
+    __slots__ = ("children", "terminal")
 
     def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.terminal: set[str] = set()  # ids of records whose labels end here
-        self.subtree: set[str] = set()  # ids of records at or below this node
+        # Most nodes are leaves holding one record: no dict, and a tuple rather than a set,
+        # which keeps 10,000 containers in a few megabytes.
+        self.children: dict[str, _Node] | None = None
+        self.terminal: tuple[str, ...] = ()  # ids of records whose labels end here
+
+
+def _with(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
+    return ids if record_id in ids else ids + (record_id,)
+
+
+def _without(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
+    return tuple(other for other in ids if other != record_id)
 
 
 class _Index:
@@ -64,47 +73,53 @@ class _Index:
 
     def __init__(self) -> None:
         self.root = _Node()
-        self.aliases: dict[str, set[str]] = {}
-        self.addresses: dict[str, set[str]] = {}
+        self.aliases: dict[str, tuple[str, ...]] = {}
+        self.addresses: dict[str, tuple[str, ...]] = {}
 
     def add(self, record: Record) -> None:
         for labels in record.names:
             node = self.root
-            node.subtree.add(record.id)
             for label in reversed(labels):
-                node = node.children.setdefault(label, _Node())
-                node.subtree.add(record.id)
-            node.terminal.add(record.id)
-        for alias in record.aliases:
-            self.aliases.setdefault(alias, set()).add(record.id)
-        for address in record.ipv4 + record.ipv6:
-            self.addresses.setdefault(address, set()).add(record.id)
+                if node.children is None:
+                    node.children = {}
+                child = node.children.get(label)
+                if child is None:
+                    child = node.children[label] = _Node()
+                node = child
+            node.terminal = _with(node.terminal, record.id)
+        for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
+            for key in keys:
+                table[key] = _with(table.get(key, ()), record.id)
 
     def discard(self, record: Record) -> None:
         for labels in record.names:
             self._discard_path(record.id, labels)
         for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
             for key in keys:
-                ids = table.get(key)
-                if ids is not None:
-                    ids.discard(record.id)
-                    if not ids:
-                        del table[key]
+                ids = _without(table.get(key, ()), record.id)
+                if ids:
+                    table[key] = ids
+                else:
+                    table.pop(key, None)
 
     def _discard_path(self, record_id: str, labels: tuple[str, ...]) -> None:
         path = [self.root]
         for label in reversed(labels):
-            child = path[-1].children.get(label)
+            child = (path[-1].children or {}).get(label)
             if child is None:
-                break
+                return  # not there (a second name of the record sharing this path)
             path.append(child)
-        else:
-            path[-1].terminal.discard(record_id)
-        for depth in range(len(path) - 1, -1, -1):
+        path[-1].terminal = _without(path[-1].terminal, record_id)
+        # Prune the nodes left holding nothing, from the leaf up.
+        for depth in range(len(path) - 1, 0, -1):
             node = path[depth]
-            node.subtree.discard(record_id)
-            if depth and not node.subtree:
-                del path[depth - 1].children[labels[len(labels) - depth]]
+            if node.terminal or node.children:
+                break
+            parent = path[depth - 1]
+            assert parent.children is not None
+            del parent.children[labels[len(labels) - depth]]
+            if not parent.children:
+                parent.children = None
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found: set[str] = set()
@@ -116,9 +131,11 @@ def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None
     """Collects the ids of records whose labels the query ``labels[:i+1]`` matches."""
     while True:
         if i < 0:  # the query ran out of labels: everything below matches
-            found |= node.subtree
+            _collect(node, found)
             return
-        found |= node.terminal  # extra labels on the left of a full name match
+        found.update(node.terminal)  # extra labels on the left of a full name match
+        if node.children is None:
+            return
         label = labels[i]
         if label == WILDCARD:
             for child in node.children.values():
@@ -129,6 +146,16 @@ def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None
             return
         node = next_node
         i -= 1
+
+
+def _collect(node: _Node, found: set[str]) -> None:
+    """Every record at or below ``node`` (as many as the answer will hold anyway)."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        found.update(node.terminal)
+        if node.children:
+            stack.extend(node.children.values())
 
 
 class RecordStore:
@@ -207,6 +234,7 @@ class RecordStore:
         return self._sorted(self._index.aliases.get(name, ()))
 
     def has_alias(self, name: str) -> bool:
+        """Cheaper than ``by_alias`` when only the yes or no matters (the forwarding fast path)."""
         return name in self._index.aliases
 
     def has_address(self, address: str) -> bool:

@@ -16,22 +16,28 @@ def record(rid: str, *labels: str, aliases=(), ipv4=("10.0.0.1",)) -> Record:
     return Record(id=rid, container=rid, labels=tuple(labels), aliases=tuple(aliases), ipv4=tuple(ipv4))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     names=st.lists(st.lists(LABELS, min_size=0, max_size=3), min_size=0, max_size=8),
+    extra=st.lists(st.lists(LABELS, min_size=1, max_size=2), min_size=8, max_size=8),
     query=st.lists(st.one_of(LABELS, st.just("*")), max_size=4),
     removed=st.sets(st.integers(min_value=0, max_value=7)),
 )
-def test_index_agrees_with_the_matching_rule(names, query, removed):
+def test_index_agrees_with_the_matching_rule(names, extra, query, removed):
     store = RecordStore()
-    records = [record(f"id{i}", *labels) for i, labels in enumerate(names)]
+    records = [
+        # Every other record has a second name (as compose containers do), sharing nodes or not.
+        Record(id=f"id{i}", container=f"id{i}", labels=tuple(labels),
+               extra_names=(tuple(extra[i]),) if i % 2 else ())
+        for i, labels in enumerate(names)
+    ]
     for r in records:
         store.put(r)
     for i in removed:
         if i < len(records):
             store.remove(records[i].id)
     alive = [r for i, r in enumerate(records) if i not in removed]
-    expected = {r.id for r in alive if matches(tuple(query), r.labels)}
+    expected = {r.id for r in alive if any(matches(tuple(query), name) for name in r.names)}
     assert {r.id for r in store.match(tuple(query))} == expected
 
 
@@ -44,7 +50,7 @@ def test_put_replaces_and_remove_prunes():
     store.remove("1")
     assert store.match(()) == []
     assert len(store) == 0
-    assert store._index.root.children == {}
+    assert store._index.root.children is None
 
 
 def test_aliases_are_exact_names():
