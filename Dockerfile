@@ -1,5 +1,9 @@
 # dnscock as a container. Build without a registry by passing a local base:
 #   docker build --build-arg BASE=my/python:3.12 -t dnscock .
+# Run it with the engine socket and, optionally, a config file mounted:
+#   docker run -d -v /var/run/docker.sock:/var/run/docker.sock:ro \
+#     --group-add "$(stat -c %g /var/run/docker.sock)" \
+#     -v "$PWD/dnscock.conf:/etc/dnscock/dnscock.conf:ro" -p 53:53/udp -p 53:53/tcp dnscock
 ARG BASE=python:3.12-slim
 FROM ${BASE}
 
@@ -14,5 +18,13 @@ COPY dnscock/ dnscock/
 # The config file to mount over: /etc/dnscock/dnscock.conf (read when present).
 COPY conf/dnscock.conf /etc/dnscock/dnscock.conf
 
+# Not root: Docker (20.10+) lets any user bind port 53 inside the container's own
+# network namespace. Reading the engine socket needs its group: --group-add.
+RUN useradd --system --uid 10053 --no-create-home --shell /usr/sbin/nologin dnscock
+USER dnscock
+
 EXPOSE 53/udp 53/tcp
+# A real DNS query to the address dnscock listens on (slim images have no dig).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 CMD ["python", "-m", "dnscock.healthcheck"]
+# dnscock handles SIGTERM itself, so `docker stop` ends it at once.
 ENTRYPOINT ["python", "-m", "dnscock"]

@@ -46,8 +46,10 @@ _CONNECTION_ERRORS = (
     EngineError, OSError,
 )
 # Container events that may change what a container is served as (others, like exec_*, cannot).
+# Not "kill": it only sends a signal, and inspecting a container while the engine tears it
+# down waits for the teardown, holding up the "die" event behind it.
 _CONTAINER_ACTIONS = frozenset({
-    "start", "restart", "unpause", "pause", "rename", "kill", "update", "die", "stop", "destroy", "health_status",
+    "start", "restart", "unpause", "pause", "rename", "update", "die", "stop", "destroy", "health_status",
 })
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 
