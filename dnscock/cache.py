@@ -18,7 +18,8 @@ answered with one dict lookup and no parsing at all.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 from dnscock import wire
 
@@ -31,13 +32,17 @@ _CACHEABLE_RCODES = (0, 3)  # NOERROR, NXDOMAIN
 _TTL = struct.Struct("!I")
 
 
-class CachedReply(NamedTuple):
+@dataclass(slots=True)
+class CachedReply:
     template: bytes
     ttl_offsets: tuple[int, ...] = ()
     ttls: tuple[int, ...] = ()
     stored: float = 0.0
     expires: float = float("inf")
     generation: int = 0  # the record store generation it was last checked against
+    # The template with its TTLs counted down, for the whole second it stays right.
+    counted_second: int = field(default=-1, compare=False)
+    counted: bytes = field(default=b"", compare=False)
 
 
 class ReplyCache:
@@ -45,7 +50,9 @@ class ReplyCache:
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._entries: dict[CacheKey, CachedReply] = {}
+        # An OrderedDict drops its oldest entry in constant time; next(iter(dict)) would
+        # walk over every slot deleted before it.
+        self._entries: OrderedDict[CacheKey, CachedReply] = OrderedDict()
         self.generation = -1  # for the local cache: the store generation its entries belong to
 
     def __len__(self) -> int:
@@ -62,7 +69,7 @@ class ReplyCache:
         if self.max_entries <= 0:
             return
         if key not in self._entries and len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
+            self._entries.popitem(last=False)
         self._entries[key] = entry
 
     def discard(self, key: CacheKey) -> None:
@@ -77,19 +84,20 @@ def for_query(entry: CachedReply, question: wire.Question, query: bytes) -> Cach
     template = entry.template
     flags = (template[2] << 8 | template[3]) & ~wire.RD | question.flags & wire.RD
     rewritten = template[:2] + struct.pack("!H", flags) + template[4:12] + query[12:question.end] + template[question.end:]
-    return entry._replace(template=rewritten)
+    return replace(entry, template=rewritten, counted_second=-1, counted=b"")
 
 
 def render(entry: CachedReply, query: bytes, now: float) -> bytes:
     """The reply to ``query`` (an exact match of the entry's query but for the id)."""
-    reply = query[:2] + entry.template[2:]
     if not entry.ttl_offsets:
-        return reply
+        return query[:2] + entry.template[2:]
     elapsed = int(now - entry.stored)
-    counted = bytearray(reply)
-    for offset, ttl in zip(entry.ttl_offsets, entry.ttls):
-        _TTL.pack_into(counted, offset, max(0, ttl - elapsed))
-    return bytes(counted)
+    if elapsed != entry.counted_second:
+        counted = bytearray(entry.template)
+        for offset, ttl in zip(entry.ttl_offsets, entry.ttls):
+            _TTL.pack_into(counted, offset, max(0, ttl - elapsed))
+        entry.counted, entry.counted_second = bytes(counted), elapsed
+    return query[:2] + entry.counted[2:]
 
 
 def forwarded_entry(reply: bytes, now: float) -> CachedReply | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ _CONTAINER_ACTIONS = frozenset({
     "start", "restart", "unpause", "pause", "rename", "update", "die", "stop", "destroy", "health_status",
 })
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+_STOP_ACTIONS = frozenset({"die", "stop", "destroy"})
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 
@@ -72,6 +74,7 @@ class DockerWatcher:
         self.options = options
         self._greenlet: gevent.Greenlet | None = None
         self._last_event_time: int | None = None  # seconds, from the engine's own clock
+        self._live_since = 0.0  # events from this time on are live, not replayed
         self._warned_host_mode: set[str] = set()
 
     def start(self) -> gevent.Greenlet:
@@ -108,7 +111,9 @@ class DockerWatcher:
         events = None
         resyncer = None
         try:
-            # Subscribe first, then list: an event in between is not lost.
+            # Subscribe first, then list: an event in between is not lost. Events older than
+            # now (by the engine's clock, which on one host is ours) are replays of the past.
+            self._live_since = time.time() - 1
             events = client.events(since=self._last_event_time)
             self._sync(client, initial=True)
             log.info("connected to the Docker engine at %s (API %s), %d containers served",
@@ -163,7 +168,13 @@ class DockerWatcher:
             container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
         else:
             return
-        if container_id:
+        if not container_id:
+            return
+        if action in _STOP_ACTIONS and kind == "container" and float(event.get("time") or 0) >= self._live_since:
+            # A live "die": the container is gone. Inspecting it now would wait for the
+            # engine to finish tearing it down (about 100 ms); a replayed one is inspected.
+            self._stopped(str(container_id))
+        else:
             self._refresh(client, str(container_id))
 
     def _refresh(self, client: EngineClient, container_id: str) -> None:
@@ -174,6 +185,10 @@ class DockerWatcher:
             if old != record:
                 self._log_added(record)
             return
+        self._stopped(container_id)
+
+    def _stopped(self, container_id: str) -> None:
+        """The container no longer runs: its names answer empty for the grace window, then go."""
         old = self.store.get(container_id)
         if old is None or old.stopped:
             return

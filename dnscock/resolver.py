@@ -172,7 +172,6 @@ class Resolver:
             entry = source.get(key, now)
             if entry is None or not self._still_forwarded(key, entry, question):
                 return None
-            entry = source.get(key, now)  # revalidated: carries the current generation
         exact = cache.for_query(entry, question, data)
         source.put(data[2:], exact)
         return cache.render(exact, data, now)
@@ -183,12 +182,12 @@ class Resolver:
             return True
         labels = wire.name_labels(question.name)
         address = reverse_address(labels) if question.qtype == QTYPE.PTR else None
-        if self._is_local(labels) or self.store.by_alias(".".join(labels)) or (
-            address and self.store.by_address(address)
+        if self._is_local(labels) or self.store.has_alias(".".join(labels)) or (
+            address and self.store.has_address(address)
         ):
             self.forward_cache.discard(key)
             return False
-        self.forward_cache.put(key, entry._replace(generation=self.store.generation))
+        entry.generation = self.store.generation
         return True
 
     # -- forwarding plain UDP queries without parsing them --
@@ -234,7 +233,7 @@ class Resolver:
             return
         entry = cache.forwarded_entry(answer, time.monotonic())
         if entry is not None:
-            entry = entry._replace(generation=generation)
+            entry.generation = generation
             self.forward_cache.put(key, entry)
             self.forward_cache.put(data[2:], entry)
 
