@@ -354,8 +354,10 @@ class Resolver:
             records, soa_ttl = [], 0
         else:
             records = live
-        if not records and soa_ttl is None:
-            reply.header.rcode = RCODE.NXDOMAIN
+        apex = local and len(labels) == len(self.zone)
+        if not records:
+            if soa_ttl is None and not apex:  # the zone itself always exists
+                reply.header.rcode = RCODE.NXDOMAIN
         elif qtype in (QTYPE.A, QTYPE.AAAA) or (qtype == QTYPE.ANY and query.tcp):
             reply.rr = build.addresses(owner, records, qtype)
         elif qtype == QTYPE.ANY:
@@ -364,7 +366,7 @@ class Resolver:
             reply.rr = build.txt(owner, records)
         elif qtype == QTYPE.SRV and service is not None:
             reply.rr, reply.ar = build.srv(owner, records, service[0], service[1])
-        elif qtype == QTYPE.SOA and local and len(labels) == len(self.zone):
+        if qtype == QTYPE.SOA and apex:
             reply.rr = [build.soa(soa_owner, self.store.generation)]
         if not reply.rr:
             reply.add_auth(build.soa(soa_owner, self.store.generation, soa_ttl))

@@ -319,3 +319,15 @@ def test_two_questions_are_formerr():
     wire = bytes(message.pack())
     reply = dns.message.from_wire(resolver.answer_now(Query(wire, DNSRecord.parse(wire))), question_only=True)
     assert reply.rcode() == dns.rcode.FORMERR
+
+
+@pytest.mark.parametrize("rdtype", ["SOA", "A", "ANY", "TXT", "NS"])
+def test_the_zone_apex_exists_without_containers(rdtype):
+    resolver, store = make_resolver()
+    store.replace_all([])
+    reply = ask(resolver, "docker", rdtype)
+    assert reply.rcode() == dns.rcode.NOERROR
+    if rdtype == "SOA":
+        assert reply.answer[0].rdtype == dns.rdatatype.SOA
+    else:
+        assert not reply.answer and reply.authority[0].rdtype == dns.rdatatype.SOA
