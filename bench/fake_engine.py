@@ -675,11 +675,13 @@ def _remove_stale_socket(path: Path) -> None:
 
 
 def _listening_socket(path: Path) -> socket.socket:
-    """A unix socket bound to ``path``, replacing a stale socket file (the loop makes it listen)."""
+    """A non-blocking unix socket listening on ``path``, replacing a stale socket file."""
     _remove_stale_socket(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(str(path))
+        listener.listen(BACKLOG)
+        listener.setblocking(False)
     except BaseException:
         listener.close()
         raise
@@ -904,75 +906,66 @@ def _inspect(engine: FakeEngine, ref: str) -> Response:
 # --- HTTP: connections and the event loop ------------------------------------------
 
 BACKLOG = 128
-CLOSE_GRACE = 2.0  # seconds stop() waits for connections to flush before aborting them
+RECEIVE_SIZE = 256 * 1024
+CLOSE_GRACE = 2.0  # seconds stop() waits for connections to send what they owe before dropping them
+ACCEPT_RETRY = 0.5  # seconds without accepting after running out of file descriptors
 
 
-class _Connection(asyncio.Protocol):
-    """One client: answers its requests in order, or, after ``GET /events``, streams events."""
+class _Connection:
+    """One client socket, driven by the loop's reader and writer callbacks (no transport, no task).
 
-    def __init__(self, service: _Service) -> None:
+    It answers its requests in order, or, after ``GET /events``, streams
+    events. While answers wait to be sent it reads nothing more, so a client
+    that pipelines faster than it reads cannot make the output grow without
+    bound.
+    """
+
+    def __init__(self, service: _Service, sock: socket.socket) -> None:
         self.service = service
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.loop = service.loop
+        self.sock = sock
+        self.received = bytearray()
+        self.unsent = bytearray()
         self.filters: dict[str, list[str]] | None = None  # set while streaming events
-        self.closing = False
-        self.paused = False  # the client reads slower than we write: answer nothing more for now
+        self.closing = False  # no more requests: close once everything is sent
+        self.closed = False
+        self.loop.add_reader(sock, self._on_readable)
 
-    # asyncio callbacks
+    # Reading
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.service.opened(self)
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # reset by the client
+            self.abort()
+            return
+        if not data:  # the client is done sending
+            self.abort() if self.filters is not None else self.close()
+        elif not self.closing and self.filters is None:
+            self.received += data
+            self._answer_received()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self.service.closed(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing or self.filters is not None:
-            return  # nothing more is read once a stream started or a "Connection: close" was answered
-        self.buffer += data
-        self._answer_buffered()
-
-    def eof_received(self) -> bool:
-        return False  # the client is done: close once what was written is sent
-
-    def pause_writing(self) -> None:
-        self.paused = True
-        self._transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        self._transport.resume_reading()
-        self._answer_buffered()
-
-    # Answering
-
-    @property
-    def _transport(self) -> asyncio.Transport:
-        assert self.transport is not None
-        return self.transport
-
-    def _answer_buffered(self) -> None:
-        """Answers every complete request in the buffer, in order, with one write."""
-        out: list[bytes] = []
+    def _answer_received(self) -> None:
+        """Answers every complete request received, in order, with one send."""
+        answers: list[bytes] = []
         close = False
-        while not (close or self.closing or self.paused or self.filters is not None):
+        while not close and self.filters is None:
             try:
-                parsed = parse_request(self.buffer)
+                parsed = parse_request(self.received)
             except HttpError as error:
-                out.append(response_bytes(json_response(error.status, {"message": str(error)}), False, close=True))
+                answers.append(response_bytes(json_response(error.status, {"message": str(error)}), False, True))
                 close = True
                 break
             if parsed is None:
                 break
             request, size = parsed
-            del self.buffer[:size]
-            out.append(self._answer(request))
-            close = not request.keep_alive
-        if out:
-            self._transport.writelines(out)
+            del self.received[:size]
+            answers.append(self._answer(request))
+            close = not request.keep_alive and self.filters is None  # an event stream stays open
+        if answers:
+            self.write(b"".join(answers))
         if close:
             self.close()
 
@@ -989,25 +982,73 @@ class _Connection(asyncio.Protocol):
     def _start_stream(self, filters: dict[str, list[str]]) -> bytes:
         """Subscribes, then returns the head: once the client has it, it misses no event."""
         self.filters = filters
-        self.buffer.clear()
+        self.received.clear()  # from now on what the client sends is ignored (we only watch for it leaving)
         self.service.streams.add(self)
         return response_head(HTTPStatus.OK, "application/json", (("Transfer-Encoding", "chunked"),))
 
-    def send_event(self, chunk: bytes) -> None:
-        if not self.closing:
-            self._transport.write(chunk)
+    # Writing
+
+    def write(self, data: bytes) -> None:
+        """Sends ``data`` after anything still unsent; what the socket does not take now waits for the writer."""
+        if self.closed:
+            return
+        if not self.unsent:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:  # the client left
+                self.abort()
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self.loop.remove_reader(self.sock)  # no more requests until the client catches up
+            self.loop.add_writer(self.sock, self._on_writable)
+        self.unsent += data
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.abort()
+            return
+        del self.unsent[:sent]
+        if self.unsent:
+            return
+        self.loop.remove_writer(self.sock)
+        if self.closing:
+            self._finish()
+        else:
+            self.loop.add_reader(self.sock, self._on_readable)
+
+    # Closing
 
     def close(self) -> None:
-        """Ends the event stream (with its last chunk) or the connection, once what is written is sent."""
-        if self.closing:
+        """Ends the event stream (with its last chunk) or the connection, once what is owed is sent."""
+        if self.closed:
             return
+        if self.filters is not None and not self.closing:
+            self.write(LAST_CHUNK)
         self.closing = True
-        if self.filters is not None:
-            self._transport.write(LAST_CHUNK)
-        self._transport.close()
+        if not self.unsent:  # else the writer finishes when it has sent everything
+            self._finish()
 
     def abort(self) -> None:
-        self._transport.abort()
+        """Closes now, whatever is unsent."""
+        self.closing = True
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.sock)
+        self.loop.remove_writer(self.sock)
+        self.sock.close()
+        self.service.closed(self)
 
 
 class _Service:
@@ -1017,19 +1058,16 @@ class _Service:
         self.engine = engine
         self.accepted = 0
         self.connections: set[_Connection] = set()
-        self.streams: set[_Connection] = set()  # the connections streaming events (loop thread only)
+        self.streams: set[_Connection] = set()  # the connections streaming events
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="fake-engine", daemon=True)
-        self._server: asyncio.AbstractServer | None = None
-        self._stopping = False
+        self._listener: socket.socket | None = None
 
     def start(self, listener: socket.socket) -> None:
-        """Starts the loop and serves ``listener``; it is closed on failure."""
+        """Starts the loop and accepts on ``listener`` (listening, non-blocking); closes it on failure."""
         self._thread.start()
         try:
-            self._server = self._run(
-                self.loop.create_unix_server(lambda: _Connection(self), sock=listener, backlog=BACKLOG)
-            )
+            self._run(self._listen(listener))
         except BaseException:
             listener.close()
             self._end_loop()
@@ -1050,11 +1088,26 @@ class _Service:
 
     # On the loop
 
-    def opened(self, connection: _Connection) -> None:
-        self.accepted += 1
-        self.connections.add(connection)
-        if self._stopping:  # accepted just before the listening socket closed
-            connection.close()
+    async def _listen(self, listener: socket.socket) -> None:
+        self._listener = listener
+        self.loop.add_reader(listener, self._accept)
+
+    def _accept(self) -> None:
+        """Takes every waiting connection (up to a backlog's worth, to let the others have a turn)."""
+        assert self._listener is not None
+        for _ in range(BACKLOG):
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as error:  # out of file descriptors or memory: try again a little later
+                print(f"fake engine: accept: {error}", file=sys.stderr)
+                self.loop.remove_reader(self._listener)
+                self.loop.call_later(ACCEPT_RETRY, self.loop.add_reader, self._listener, self._accept)
+                return
+            sock.setblocking(False)
+            self.accepted += 1
+            self.connections.add(_Connection(self, sock))
 
     def closed(self, connection: _Connection) -> None:
         self.connections.discard(connection)
@@ -1062,23 +1115,20 @@ class _Service:
 
     def _deliver(self, event: Json, chunk: bytes) -> None:
         for stream in list(self.streams):
-            if stream.filters is not None and event_filter_matches(stream.filters, event):
-                stream.send_event(chunk)
+            if not stream.closing and stream.filters is not None and event_filter_matches(stream.filters, event):
+                stream.write(chunk)
 
     async def _shut_down(self) -> None:
-        self._stopping = True
-        if self._server is not None:
-            self._server.close()  # no new connection
+        if self._listener is not None:  # no new connection
+            self.loop.remove_reader(self._listener)
+            self._listener.close()
         for connection in list(self.connections):
             connection.close()
         deadline = self.loop.time() + CLOSE_GRACE
-        while True:  # at least one pass: connections accepted just now still get to close
+        while self.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.005)
-            if not self.connections or self.loop.time() > deadline:
-                break
         for connection in list(self.connections):  # clients that read nothing: no more waiting
             connection.abort()
-        await asyncio.sleep(0)  # their connection_lost
 
     # Between threads
 
