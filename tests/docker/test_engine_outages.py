@@ -47,3 +47,28 @@ def test_engine_down_at_start_then_up_then_killed_then_back(own_engine, start_dn
     dnscock.wait_for_answer("newcomer.redis.docker", lambda reply: bool(reply.answer), timeout=60)
     dnscock.wait_for_answer("survivor.redis.docker", lambda reply: rcode(reply) == "NXDOMAIN", timeout=30)
     assert newcomer.name == "newcomer"
+
+
+def test_engine_service_restart_while_containers_churn(own_engine, start_dnscock, upstream):
+    engine: PrivateEngine = own_engine
+    before = [engine.run("redis:latest", name=f"old{i}") for i in range(3)]
+    dnscock = start_dnscock(f"-docker={engine.url}", f"-nameserver={upstream.address}", "-grace=0")
+    dnscock.wait_for_log("connected to the Docker engine")
+    assert len(dnscock.addresses("*.docker")) == 3
+
+    mark = len(dnscock.lines)
+    engine.terminate()  # stops its containers, then exits
+    engine.wait_for_containerd()
+    dnscock.wait_for_log("lost the Docker engine|cannot reach the Docker engine", start=mark)
+    engine.start()
+    after = [engine.run("redis:latest", name=f"new{i}") for i in range(2)]
+    running = sorted(
+        network["IPAddress"]
+        for container in engine.client.containers.list()
+        for network in container.attrs["NetworkSettings"]["Networks"].values()
+    )
+    assert len(running) == 2 and len(before) == 3
+    dnscock.wait_for_answer("*.docker", lambda reply: sorted(
+        rr.address for rrset in reply.answer for rr in rrset) == running, timeout=60)
+    for container in after:
+        assert dnscock.addresses(f"{container.name}.redis.docker")

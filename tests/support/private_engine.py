@@ -145,9 +145,16 @@ class PrivateEngine:
 
     def kill(self) -> None:
         """SIGKILLs dockerd, as a crash would (containerd and the containers live on a moment)."""
+        self._end(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        """SIGTERMs dockerd, as a service restart would: it stops its containers and exits."""
+        self._end(signal.SIGTERM)
+
+    def _end(self, signum: int) -> None:
         assert self.process is not None
-        self.process.kill()
-        self.process.wait()
+        self.process.send_signal(signum)
+        self.process.wait(timeout=30)
         self.process = None
         if self._client is not None:
             self._client.close()
