@@ -12,7 +12,7 @@ import argparse
 import ipaddress
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple, NoReturn, Sequence
 
 import configargparse
@@ -356,30 +356,11 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
     nameservers = [server for server in dict.fromkeys(nameservers) if not is_own_address(server, args.dns)]
     if not nameservers:
         parser.error(f"argument -nameserver/--nameserver: only dnscock's own address {args.dns} was given")
-    return Config(
-        listen=args.dns,
-        docker_url=args.docker,
-        domain=args.domain,
-        environment=args.environment,
-        nameservers=tuple(nameservers),
-        ttl=args.ttl,
-        debug=args.debug,
-        verbose=args.verbose,
-        timeout=args.timeout,
-        forward_pool=args.forward_pool,
-        sync_timeout=args.sync_timeout,
-        udp_payload=args.udp_payload,
-        tcp_idle_timeout=args.tcp_idle_timeout,
-        tcp_connections=args.tcp_connections,
-        max_fails=args.max_fails,
-        cache_size=args.cache_size,
-        local_cache_size=args.local_cache_size,
-        networks=frozenset(name for group in (args.network or []) for name in group),
-        host_ip=args.host_ip,
-        compose_names=args.compose_names,
-        network_aliases=args.network_aliases,
-        hostnames=args.hostnames,
-        serve_unhealthy=args.serve_unhealthy,
-        grace=args.grace,
-        resync_interval=args.resync_interval,
-    )
+    derived = {
+        "listen": args.dns,
+        "docker_url": args.docker,
+        "nameservers": tuple(nameservers),
+        "networks": frozenset(name for group in (args.network or []) for name in group),
+    }
+    # Every other field is the option of the same name.
+    return Config(**{field.name: derived[field.name] if field.name in derived else getattr(args, field.name) for field in fields(Config)})
