@@ -35,6 +35,7 @@ from dnscock.answers import AnswerBuilder, reverse_address, srv_service
 from dnscock.config import Config
 from dnscock.dnsname import split_name
 from dnscock.records import RecordStore
+from dnscock.throttled_log import ThrottledLog
 from dnscock.upstream import Forwarder, UpstreamError
 
 log = logging.getLogger("dnscock.resolver")
@@ -82,6 +83,7 @@ class Resolver:
         self.answers = AnswerBuilder(config.zone, config.ttl)
         self.local_cache = cache.ReplyCache(config.local_cache_size)
         self.forward_cache = cache.ReplyCache(config.cache_size)
+        self.warnings = ThrottledLog(log)
 
     # -- entry points --
 
@@ -126,7 +128,8 @@ class Resolver:
         if reply is not None:
             respond(reply)
         elif self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
-            log.warning("forward pool full (%d): SERVFAIL for %s", self.pool.size, query.message.q.qname)
+            self.warnings.warning("pool", "forward pool full (%d): SERVFAIL for %s", self.config.forward_pool,
+                                  query.message.q.qname)
             respond(self._error(query, RCODE.SERVFAIL))
         else:
             self.pool.spawn(self._answer_later, query, respond)
@@ -204,7 +207,8 @@ class Resolver:
 
     def _forward_udp(self, data: bytes, question: wire.Question, key: cache.CacheKey, respond: Respond) -> None:
         if self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
-            log.warning("forward pool full (%d): SERVFAIL", self.config.forward_pool)
+            self.warnings.warning("pool", "forward pool full (%d): SERVFAIL for %s", self.config.forward_pool,
+                                  ".".join(wire.name_labels(question.name)))
             respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
                                                udp_payload=self.config.udp_payload))
             return
@@ -212,7 +216,8 @@ class Resolver:
 
         def done(answer: bytes | None, problem: str) -> None:
             if answer is None:
-                log.warning("forwarding %s failed: %s", ".".join(wire.name_labels(question.name)), problem)
+                self.warnings.warning("forward", "forwarding %s failed: %s",
+                                      ".".join(wire.name_labels(question.name)), problem)
                 respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
                                                    udp_payload=self.config.udp_payload))
             elif len(answer) > key[3]:
@@ -289,7 +294,7 @@ class Resolver:
         if local and not self.store.synced.is_set():
             log.debug("%s waits for the first sync with the engine", message.q.qname)
             if not self.store.synced.wait(self.config.sync_timeout):
-                log.warning("no sync with the engine yet: SERVFAIL for %s", message.q.qname)
+                self.warnings.warning("sync", "no sync with the engine yet: SERVFAIL for %s", message.q.qname)
                 return self._error(query, RCODE.SERVFAIL)
         reply = self._local_bytes(query, labels, local)
         if reply is not None:
@@ -298,7 +303,8 @@ class Resolver:
         try:
             answer = self.forwarder.forward(query.raw, query.tcp)
         except UpstreamError as error:
-            log.warning("forwarding %s %s failed: %s", message.q.qname, QTYPE.get(message.q.qtype), error)
+            self.warnings.warning("forward", "forwarding %s %s failed: %s", message.q.qname,
+                                  QTYPE.get(message.q.qtype), error)
             return self._error(query, RCODE.SERVFAIL)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("forwarded %s %s: %s, %d bytes", message.q.qname, QTYPE.get(message.q.qtype),
