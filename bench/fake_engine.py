@@ -15,16 +15,20 @@ and ``until`` are accepted and ignored, nothing is replayed).
 
 How it serves (standard library only, no gevent: it runs in its own process
 or thread). One asyncio event loop, in a background thread, owns the
-listening socket and every connection: an ``asyncio.Protocol`` per
-connection, no thread or task per request. A connection buffers what it
-receives and answers every complete request in it, in order, so pipelined
-requests work; a request is its request line and headers up to the blank
-line (HTTP/1.0 or 1.1; a ``Content-Length`` body is skipped unread).
-Connections stay open unless the request says ``Connection: close`` (or is
-HTTP/1.0 without ``keep-alive``). ``start()`` builds every container's
-inspect document and the listing once, before listening; they are kept as
-bytes and reused, so answering an inspect is a dictionary look-up, a small
-header block (Date, to the second, and Content-Length) and one ``write``.
+listening socket and every connection. The sockets are plain non-blocking
+ones watched with the loop's ``add_reader``/``add_writer``: no thread,
+task, transport or protocol per connection (docker-py opens a connection
+per inspected container, and those cost more than the answers). A
+connection buffers what it receives and answers every complete request in
+it, in order, with one ``send``, so pipelined requests work; a request is
+its request line and headers up to the empty line (HTTP/1.0 or 1.1; a
+``Content-Length`` body is skipped unread). Connections stay open unless
+the request says ``Connection: close`` (or is HTTP/1.0 without
+``keep-alive``); while answers wait to be sent, no more requests are read.
+``start()`` builds every container's inspect document and the listing once,
+before listening; they are kept as bytes and reused, so answering an
+inspect is a dictionary look-up, a small header block (Date, to the second,
+and Content-Length) and a ``send``.
 
 ``GET /events`` subscribes the connection before it writes the response
 headers, then writes one chunk per event. ``add_container`` and
@@ -600,27 +604,33 @@ class FakeEngine:
         return matches[0]
 
     def add_container(
-        self, name: str | None = None, *, image: str | None = None, env: Sequence[str] | None = None
+        self, name: str | None = None, *, image: str | None = None, env: Sequence[str] | None = None,
+        emit: bool = True,
     ) -> FakeContainer:
-        """Adds a running container (next index; its default name, image and env unless given); emits ``start``."""
+        """Adds a running container (next index; its default name, image and env unless given); emits ``start``.
+
+        ``emit=False`` loses the event, as a dropped stream would: only a re-listing sees the change.
+        """
         with self._lock:
             container = self._new_container(name, image, env)
             if container.name in self._by_name:
                 raise ValueError(f"the container name /{container.name} is already in use")
             self._insert(container)
-        self._emit(container_event("start", container))
+        if emit:
+            self._emit(container_event("start", container))
         return container
 
-    def remove_container(self, ref: str) -> FakeContainer:
-        """Stops and removes a container (id, name or prefix); emits ``die``, ``stop``, ``destroy``."""
+    def remove_container(self, ref: str, *, emit: bool = True) -> FakeContainer:
+        """Stops and removes a container (id, name or prefix); emits ``die``, ``stop``, ``destroy`` (unless not ``emit``)."""
         container = self.find(ref)
         with self._lock:
             del self._by_id[container.id]
             del self._by_name[container.name]
             self._generation += 1
-        self._emit(container_event("die", container, {"exitCode": "137"}))
-        self._emit(container_event("stop", container))
-        self._emit(container_event("destroy", container))
+        if emit:
+            self._emit(container_event("die", container, {"exitCode": "137"}))
+            self._emit(container_event("stop", container))
+            self._emit(container_event("destroy", container))
         return container
 
     def _new_container(self, name: str | None, image: str | None, env: Sequence[str] | None) -> FakeContainer:
@@ -691,8 +701,6 @@ def _listening_socket(path: Path) -> socket.socket:
 # --- HTTP: requests ----------------------------------------------------------------
 
 MAX_HEAD = 64 * 1024  # bytes of request line and headers
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_LINE_BREAK = re.compile(r"\r?\n")
 
 
 class HttpError(Exception):
@@ -712,18 +720,18 @@ class Request(NamedTuple):
 def parse_request(buffer: bytearray) -> tuple[Request, int] | None:
     """The first complete request in ``buffer`` and its size (head and body), or None until more arrives."""
     _skip_blank_lines(buffer)
-    end = _HEAD_END.search(buffer, 0, MAX_HEAD + 4)
-    if end is None:
+    head_size, body_start = _find_blank_line(buffer)
+    if head_size < 0:
         if len(buffer) > MAX_HEAD:
             raise HttpError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request line and headers too long")
         return None
-    request_line, *header_lines = _LINE_BREAK.split(buffer[: end.start()].decode("latin-1"))
-    method, target, version = _parse_request_line(request_line)
-    headers = _parse_headers(header_lines)
+    request_line, _, header_block = buffer[:head_size].decode("latin-1").partition("\n")
+    method, target, version = _parse_request_line(request_line.rstrip("\r"))
+    headers = _parse_headers(header_block.split("\n"))
     keep_alive = _keep_alive(version, headers.get("connection", ""))
     if "transfer-encoding" in headers:  # a chunked body: where it ends is not worth finding out
-        return Request(method, target, keep_alive=False), end.end()
-    size = end.end() + _content_length(headers)
+        return Request(method, target, keep_alive=False), body_start
+    size = body_start + _content_length(headers)
     if len(buffer) < size:
         return None  # the body is still on its way
     return Request(method, target, keep_alive), size
@@ -737,6 +745,21 @@ def _skip_blank_lines(buffer: bytearray) -> None:
     del buffer[:blank]
 
 
+def _find_blank_line(buffer: bytearray) -> tuple[int, int]:
+    """(size of the head, where the body starts) at the first empty line; (-1, -1) while there is none.
+
+    Lines end in CRLF, or in a bare LF as some clients write them: the head
+    ends at the first LF followed by CRLF or by another LF.
+    """
+    crlf = buffer.find(b"\n\r\n", 0, MAX_HEAD)
+    lf = buffer.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else MAX_HEAD)  # only one that comes first
+    if lf >= 0:
+        return lf, lf + 2
+    if crlf >= 0:
+        return crlf, crlf + 3
+    return -1, -1
+
+
 def _parse_request_line(line: str) -> tuple[str, str, str]:
     words = line.split()
     if len(words) != 3 or not words[2].startswith("HTTP/"):
@@ -748,7 +771,7 @@ def _parse_request_line(line: str) -> tuple[str, str, str]:
 
 
 def _parse_headers(lines: list[str]) -> dict[str, str]:
-    """Lower-case names to values; lines without a colon are ignored."""
+    """Lower-case names to values (lines may end in CR); lines without a colon are ignored."""
     headers = {}
     for line in lines:
         name, colon, value = line.partition(":")
@@ -841,13 +864,21 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def check_api_version(version: str) -> None:
+    problem = _api_version_problem(version)
+    if problem:
+        raise BadRequest(problem)
+
+
+@functools.lru_cache(maxsize=64)
+def _api_version_problem(version: str) -> str | None:
     if _version_tuple(version) > _version_tuple(API_VERSION):
-        raise BadRequest(f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+        return f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
     if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
-        raise BadRequest(
+        return (
             f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
             "please upgrade your client to a newer version"
         )
+    return None
 
 
 @functools.cache
@@ -892,7 +923,8 @@ def _list(engine: FakeEngine, query: dict[str, list[str]]) -> Response:
     unknown = set(filters) - LIST_FILTERS
     if unknown:
         raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
-    return Response(HTTPStatus.OK, engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size")))
+    body = engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size"))
+    return Response(HTTPStatus.OK, body)
 
 
 def _inspect(engine: FakeEngine, ref: str) -> Response:
@@ -924,12 +956,13 @@ class _Connection:
         self.service = service
         self.loop = service.loop
         self.sock = sock
+        self.fd = sock.fileno()  # given to the loop rather than the socket, whose repr it would format, slowly
         self.received = bytearray()
         self.unsent = bytearray()
         self.filters: dict[str, list[str]] | None = None  # set while streaming events
         self.closing = False  # no more requests: close once everything is sent
         self.closed = False
-        self.loop.add_reader(sock, self._on_readable)
+        self.loop.add_reader(self.fd, self._on_readable)  # while nothing is unsent; else a writer
 
     # Reading
 
@@ -941,8 +974,11 @@ class _Connection:
         except OSError:  # reset by the client
             self.abort()
             return
-        if not data:  # the client is done sending
-            self.abort() if self.filters is not None else self.close()
+        if not data:  # the client is done sending: a stream has no one to go to, answers are still owed
+            if self.filters is not None:
+                self.abort()
+            else:
+                self.close()
         elif not self.closing and self.filters is None:
             self.received += data
             self._answer_received()
@@ -992,20 +1028,20 @@ class _Connection:
         """Sends ``data`` after anything still unsent; what the socket does not take now waits for the writer."""
         if self.closed:
             return
-        if not self.unsent:
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:  # the client left
-                self.abort()
-                return
-            if sent == len(data):
-                return
-            data = data[sent:]
-            self.loop.remove_reader(self.sock)  # no more requests until the client catches up
-            self.loop.add_writer(self.sock, self._on_writable)
-        self.unsent += data
+        if self.unsent:
+            self.unsent += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the client left
+            self.abort()
+            return
+        if sent < len(data):
+            self.unsent += memoryview(data)[sent:]
+            self.loop.remove_reader(self.fd)  # no more requests until the client catches up
+            self.loop.add_writer(self.fd, self._on_writable)
 
     def _on_writable(self) -> None:
         try:
@@ -1018,11 +1054,11 @@ class _Connection:
         del self.unsent[:sent]
         if self.unsent:
             return
-        self.loop.remove_writer(self.sock)
+        self.loop.remove_writer(self.fd)
         if self.closing:
             self._finish()
         else:
-            self.loop.add_reader(self.sock, self._on_readable)
+            self.loop.add_reader(self.fd, self._on_readable)
 
     # Closing
 
@@ -1045,8 +1081,10 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
-        self.loop.remove_reader(self.sock)
-        self.loop.remove_writer(self.sock)
+        if self.unsent:
+            self.loop.remove_writer(self.fd)
+        else:
+            self.loop.remove_reader(self.fd)
         self.sock.close()
         self.service.closed(self)
 
@@ -1090,7 +1128,7 @@ class _Service:
 
     async def _listen(self, listener: socket.socket) -> None:
         self._listener = listener
-        self.loop.add_reader(listener, self._accept)
+        self.loop.add_reader(listener.fileno(), self._accept)
 
     def _accept(self) -> None:
         """Takes every waiting connection (up to a backlog's worth, to let the others have a turn)."""
@@ -1102,12 +1140,16 @@ class _Service:
                 return
             except OSError as error:  # out of file descriptors or memory: try again a little later
                 print(f"fake engine: accept: {error}", file=sys.stderr)
-                self.loop.remove_reader(self._listener)
-                self.loop.call_later(ACCEPT_RETRY, self.loop.add_reader, self._listener, self._accept)
+                self.loop.remove_reader(self._listener.fileno())
+                self.loop.call_later(ACCEPT_RETRY, self._resume_accepting)
                 return
             sock.setblocking(False)
             self.accepted += 1
             self.connections.add(_Connection(self, sock))
+
+    def _resume_accepting(self) -> None:
+        if self._listener is not None:  # else stopped meanwhile
+            self.loop.add_reader(self._listener.fileno(), self._accept)
 
     def closed(self, connection: _Connection) -> None:
         self.connections.discard(connection)
@@ -1119,9 +1161,10 @@ class _Service:
                 stream.write(chunk)
 
     async def _shut_down(self) -> None:
-        if self._listener is not None:  # no new connection
-            self.loop.remove_reader(self._listener)
-            self._listener.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:  # no new connection
+            self.loop.remove_reader(listener.fileno())
+            listener.close()
         for connection in list(self.connections):
             connection.close()
         deadline = self.loop.time() + CLOSE_GRACE

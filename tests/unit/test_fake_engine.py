@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import io
+import json
 import queue
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -159,3 +163,63 @@ def test_die_stop_destroy_events_when_a_container_is_removed(
 def test_stop_ends_the_event_stream(engine: FakeEngine, reader: EventReader) -> None:
     engine.stop()
     assert reader.next() is None
+
+
+class _Unclosable(io.BytesIO):
+    def close(self) -> None:
+        pass  # http.client closes the file after each response; the next one is read from it too
+
+
+class _Recorded:
+    """A socket stand-in for http.client: every response is read from the same bytes, one after another."""
+
+    def __init__(self, data: bytes) -> None:
+        self.file = _Unclosable(data)
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return self.file
+
+
+def _raw_exchange(engine: FakeEngine, *pieces: bytes) -> bytes:
+    """Sends each piece with its own sendall on a raw connection, then reads until the server closes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(str(engine.socket_path))
+        for piece in pieces:
+            sock.sendall(piece)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def _read_responses(data: bytes, count: int) -> tuple[list[http.client.HTTPResponse], bytes]:
+    recorded = _Recorded(data)
+    responses = []
+    for _ in range(count):
+        response = http.client.HTTPResponse(recorded)  # type: ignore[arg-type]
+        response.begin()
+        response.body = response.read()  # type: ignore[attr-defined]
+        responses.append(response)
+    return responses, recorded.file.read()
+
+
+def test_pipelined_requests_get_their_responses_in_order(engine: FakeEngine) -> None:
+    received = _raw_exchange(
+        engine,
+        b"GET /v1.41/containers/c00002/json HTTP/1.1\r\nHost: docker\r\n\r\n"
+        b"GET /containers/c00001/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+    )
+    (first, second), rest = _read_responses(received, 2)
+    assert (first.status, second.status) == (200, 200)
+    assert json.loads(first.body)["Name"] == "/c00002"  # type: ignore[attr-defined]
+    assert json.loads(second.body)["Name"] == "/c00001"  # type: ignore[attr-defined]
+    assert first.getheader("Content-Length") == str(len(first.body))  # type: ignore[attr-defined]
+    assert first.getheader("Connection") is None and second.getheader("Connection") == "close"
+    assert rest == b""  # and the server closed the connection after the second
+
+
+def test_a_request_may_arrive_in_pieces(engine: FakeEngine) -> None:
+    received = _raw_exchange(engine, b"GET /_p", b"ing HTTP/1.1\r\nConnection: cl", b"ose\r\n", b"\r\n")
+    (response,), rest = _read_responses(received, 1)
+    assert (response.status, response.body, rest) == (200, b"OK", b"")  # type: ignore[attr-defined]
