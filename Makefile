@@ -1,12 +1,14 @@
 # dnscock: `make run ARGS="..."` sets up and runs the server; `make test` sets up and runs the tests;
-# `make bench BENCH_ARGS="..."` measures it against dnsmasq (as root; see bench/README.md).
+# `make bench BENCH_ARGS="..."` measures it against dnsmasq (as root; see bench/README.md);
+# `make demo` (as root) shows it answering for a few containers of a private Docker engine.
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench demo system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,9 @@ test: system-deps $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+demo: system-deps $(VENV)/.dev
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -142,6 +142,18 @@ class PrivateEngine:
             self._client = None
         self.process = None
         self._delete_bridge()
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its netns (and, when killed, its data root) mounted under the root."""
+        try:
+            with open("/proc/mounts") as mounts:
+                points = [line.split()[1] for line in mounts]
+        except OSError:
+            return
+        prefix = str(self.root) + "/"
+        for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
 
     def kill(self) -> None:
         """SIGKILLs dockerd, as a crash would (containerd and the containers live on a moment)."""
