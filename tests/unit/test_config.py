@@ -143,3 +143,16 @@ def test_an_unknown_option_in_the_config_file_is_named(tmp_path, capsys):
         load_config(["--config", str(conf)], {})
     assert stop.value.code == 2
     assert "frobnicate" in capsys.readouterr().err
+
+
+def test_the_readme_shows_every_option_with_its_env_var():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    parser = config_module.build_parser({})
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        flag = action.option_strings[0]
+        assert f"`{flag}" in readme or f"{flag}=" in readme, f"README does not show {flag}"
+        env_var = getattr(action, "env_var", None)
+        if env_var:
+            assert env_var in readme, f"README does not name {env_var}"
