@@ -55,8 +55,8 @@ _CONTAINER_ACTIONS = frozenset({
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 _STOP_ACTIONS = frozenset({"die", "stop", "destroy"})
 
-# Reconnect soon after the engine is back: trying a closed socket every 2 s costs nothing.
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0
+# Reconnect within a second of the engine coming back: trying a closed socket each second costs nothing.
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 1.0
 
 
 @dataclass(frozen=True)
