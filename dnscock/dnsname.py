@@ -29,6 +29,3 @@ def is_valid_name(name: str) -> bool:
         and all(is_valid_label(label) for label in labels)
     )
 
-
-def join_labels(labels: tuple[str, ...] | list[str]) -> str:
-    return ".".join(label for label in labels if label)
