@@ -24,6 +24,10 @@ DEFAULT_CONFIG_FILE = "/etc/dnscock/dnscock.conf"
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 ENV_PREFIX = "DNSCOCK_"
+# Who may query by default: loopback, RFC 1918, RFC 4193 and link-local; never the open internet.
+DEFAULT_ALLOW_FROM = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,169.254.0.0/16,fe80::/10"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Address(NamedTuple):
@@ -63,6 +67,16 @@ class Config:
     serve_unhealthy: bool
     grace: float
     resync_interval: float
+    http: Address | None
+    http_token: str
+    allow_from: tuple[IPNetwork, ...]
+    rate_limit: int
+    rate_limit_slip: int
+    tlsverify: bool
+    tlscacert: str
+    tlscert: str
+    tlskey: str
+    user: str
 
     @property
     def zone(self) -> str:
@@ -125,6 +139,37 @@ def split_host_port(text: str, default_port: int | None) -> Address:
 
 def parse_listen(text: str) -> Address:
     return split_host_port(text, default_port=None)
+
+
+def parse_optional_listen(text: str) -> Address | None:
+    """An address like ``-dns``'s, or "" for none (the listener is off)."""
+    return split_host_port(text, default_port=None) if text.strip() else None
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """``"10.0.0.0/8, ::1"`` -> networks; ``any`` is every address."""
+    networks: list[IPNetwork] = []
+    for item in text.replace(" ", ",").split(","):
+        if not item:
+            continue
+        if item.lower() == "any":
+            networks += [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not a network like 10.0.0.0/8 or fd00::/8") from None
+    if not networks:
+        raise argparse.ArgumentTypeError("no network given (write 'any' to allow every address)")
+    return tuple(networks)
+
+
+def parse_user(text: str) -> str:
+    """A user name or uid, optionally ``:group``; checked when dnscock drops to it."""
+    text = text.strip()
+    if text and not all(part and all(c.isalnum() or c in "._-" for c in part) for part in text.split(":", 1)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user name or uid (optionally user:group)")
+    return text
 
 
 def read_resolv_conf(path: str) -> list[Address]:
@@ -342,6 +387,25 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_nonnegative_seconds, default=10.0, metavar="SECONDS")
     _option(parser, "resync-interval", "seconds between full re-listings of the engine's containers (0: never)",
             type=parse_nonnegative_seconds, default=60.0, metavar="SECONDS")
+    _option(parser, "http", "serve the HTTP API, /health and /metrics on this address (off when empty)",
+            type=parse_optional_listen, default="", metavar="ADDR")
+    _option(parser, "http-token", "bearer token HTTP writes (PUT, PATCH, DELETE) must carry; without one, "
+            "writes are only accepted when -http is a loopback address", default="", metavar="TOKEN")
+    _option(parser, "allow-from", "clients (CIDR list, or 'any') that get answers; others get REFUSED",
+            type=parse_networks, default=DEFAULT_ALLOW_FROM, metavar="CIDRS")
+    _option(parser, "rate-limit", "most UDP replies a second to one client /24 (IPv4) or /56 (IPv6); 0: no limit",
+            type=parse_whole, default=0, metavar="N")
+    _option(parser, "rate-limit-slip", "over the rate limit, every Nth reply goes out truncated (TC) instead of "
+            "being dropped, so real clients retry over TCP (0: drop all)", type=parse_whole, default=2, metavar="N")
+    _flag(parser, "tlsverify", "talk TLS to the engine and verify its certificate (as docker's --tlsverify)",
+          default=bool(environ.get("DOCKER_TLS_VERIFY")))
+    cert_path = environ.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
+    for name, file_name, what in (("tlscacert", "ca.pem", "CA certificate the engine's certificate must chain to"),
+                                  ("tlscert", "cert.pem", "client certificate shown to the engine"),
+                                  ("tlskey", "key.pem", "private key of the client certificate")):
+        _option(parser, name, f"{what}, for -tlsverify", default=os.path.join(cert_path, file_name), metavar="FILE")
+    _option(parser, "user", "started as root, switch to this user (name or uid[:gid]) once the ports are bound",
+            type=parse_user, default="", metavar="USER")
     return parser
 
 
@@ -356,6 +420,8 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
     nameservers = [server for server in dict.fromkeys(nameservers) if not is_own_address(server, args.dns)]
     if not nameservers:
         parser.error(f"argument -nameserver/--nameserver: only dnscock's own address {args.dns} was given")
+    if isinstance(args.allow_from, str):  # the default, given as text
+        args.allow_from = parse_networks(args.allow_from)
     derived = {
         "listen": args.dns,
         "docker_url": args.docker,

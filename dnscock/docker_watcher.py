@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,10 @@ class DockerWatcher:
         self._last_event_time: int | None = None  # seconds, from the engine's own clock
         self._live_since = 0.0  # events from this time on are live, not replayed
         self._warned_host_mode: set[str] = set()
+        # For /metrics and /health.
+        self.connected = False
+        self.events: Counter[tuple[str, str]] = Counter()  # (type, action) -> events applied
+        self.resyncs: Counter[str] = Counter()  # "done" or "skipped" -> periodic resyncs
 
     def start(self) -> gevent.Greenlet:
         self._greenlet = gevent.spawn(self.run)
@@ -100,6 +105,7 @@ class DockerWatcher:
                 failing = True
             except Exception:
                 log.exception("unexpected error while watching the Docker engine at %s", self.url)
+            self.connected = False
             self.store.unavailable = True
             log.debug("reconnecting to the Docker engine in %.1fs", delay)
             gevent.sleep(delay)
@@ -117,6 +123,7 @@ class DockerWatcher:
             self._live_since = time.time() - 1
             events = client.events(since=self._last_event_time)
             self._sync(client, initial=True)
+            self.connected = True
             log.info("connected to the Docker engine at %s (API %s), %d containers served",
                      self.url, client.api_version, len(self.store))
             if self.options.resync_interval > 0:
@@ -153,7 +160,10 @@ class DockerWatcher:
         while True:
             gevent.sleep(interval)
             try:
-                if not self._sync(client):
+                if self._sync(client):
+                    self.resyncs["done"] += 1
+                else:
+                    self.resyncs["skipped"] += 1
                     log.debug("resync skipped: the table changed while listing")
             except _CONNECTION_ERRORS as error:
                 log.debug("resync failed: %s", _short(error))
@@ -171,6 +181,7 @@ class DockerWatcher:
             return
         if not container_id:
             return
+        self.events[(kind, action)] += 1
         if action in _STOP_ACTIONS and kind == "container" and float(event.get("time") or 0) >= self._live_since:
             # A live "die": the container is gone. Inspecting it now would wait for the
             # engine to finish tearing it down (about 100 ms); a replayed one is inspected.

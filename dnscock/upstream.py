@@ -54,6 +54,10 @@ Done = Callable[[bytes | None, str], None]
 class UpstreamError(DnscockError):
     """No upstream nameserver answered usefully in time."""
 
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 class _Pending:
     """What a UDP channel needs of a query in flight: its bytes and whom to tell."""
@@ -157,6 +161,10 @@ class Upstream:
         self.probe_timeout = probe_timeout
         self.fails = 0  # failed queries in a row
         self.down = False
+        # Totals for /metrics: plain ints, cheap on the query path.
+        self.queries = 0
+        self.timeouts = 0
+        self.errors = 0
         self._udp: _UdpChannel | None = None
         self._probe: gevent.Greenlet | None = None
 
@@ -189,7 +197,7 @@ class Upstream:
                 finally:
                     conn.close()
         except gevent.Timeout:
-            raise UpstreamError(f"{self.address}: no answer over TCP within {timeout:.2f}s") from None
+            raise UpstreamError(f"{self.address}: no answer over TCP within {timeout:.2f}s", timed_out=True) from None
         except OSError as error:
             raise UpstreamError(f"{self.address} over TCP: {error.strerror or error}") from None
         if len(reply) < wire.HEADER_LENGTH or reply[:2] != query[:2] or not wire.same_question(query, reply):
@@ -272,9 +280,11 @@ class _Exchange:
                 break
             # Share what is left among the servers not yet tried.
             budget = remaining / (len(self.candidates) - self.position + 1)
+            upstream.queries += 1
             try:
                 self.message_id = upstream.channel().send(self.query, self.on_reply, self.on_error, self.question_end)
             except OSError as error:
+                upstream.errors += 1
                 upstream.failed()
                 self.problems.append(f"{upstream.address}: {error.strerror or error}")
                 continue
@@ -294,6 +304,7 @@ class _Exchange:
             gevent.spawn(self._over_tcp, upstream)
             return
         if wire.rcode(reply) in _FAILURE_RCODES:
+            upstream.errors += 1
             self.problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
             self.try_next()
             return
@@ -303,6 +314,10 @@ class _Exchange:
         try:
             reply = upstream.ask_tcp(self.query, max(0.0, self.deadline - time.monotonic()))
         except UpstreamError as error:
+            if error.timed_out:
+                upstream.timeouts += 1
+            else:
+                upstream.errors += 1
             self.problems.append(str(error))
             self.try_next()
             return
@@ -310,10 +325,13 @@ class _Exchange:
 
     def on_error(self, problem: str) -> None:
         self.forwarder.unwatch(self)
+        if self.upstream is not None:
+            self.upstream.errors += 1
         self._failed(problem)
 
     def on_timeout(self) -> None:
         if self.upstream is not None:
+            self.upstream.timeouts += 1
             self.upstream.channel().forget(self.message_id)
         self._failed("no answer in time")
 
@@ -398,14 +416,20 @@ class Forwarder:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            upstream.queries += 1
             try:
                 reply = upstream.ask_tcp(query, remaining / (len(candidates) - position))
             except UpstreamError as error:
+                if error.timed_out:
+                    upstream.timeouts += 1
+                else:
+                    upstream.errors += 1
                 upstream.failed()
                 problems.append(str(error))
                 continue
             upstream.succeeded()
             if wire.rcode(reply) in _FAILURE_RCODES:
+                upstream.errors += 1
                 problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
                 continue
             return reply
