@@ -1,5 +1,7 @@
 """Entry point: ``python -m dnscock`` (and the ``dnscock`` console script).
 
+``python -m dnscock records ...`` prints the live table of a running server.
+
 gevent's monkey-patching comes first, before anything imports ``socket``,
 so that docker-py's blocking calls yield to the DNS greenlets.
 """
@@ -14,6 +16,10 @@ from dnscock.app import main  # noqa: E402
 
 
 def run() -> None:
+    if sys.argv[1:2] == ["records"]:
+        from dnscock.records_command import main as records
+
+        sys.exit(records(sys.argv[2:]))
     sys.exit(main())
 
 

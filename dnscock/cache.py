@@ -40,6 +40,7 @@ class CachedReply:
     stored: float = 0.0
     expires: float = float("inf")
     generation: int = 0  # the record store generation it was last checked against
+    qtype: int = 0  # the question's type, for the query counters
     # The template with its TTLs counted down, for the whole second it stays right.
     counted_second: int = field(default=-1, compare=False)
     counted: bytes = field(default=b"", compare=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -216,6 +217,12 @@ def record_from_inspect(
         ports=exposed_ports(inspect),
         metadata=tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label)),
         extra_names=_compose_names(labels) if options.compose_names else (),
+        # Interned: 10,000 containers share a few image and network names.
+        name=sys.intern(".".join(split_name(name))),
+        image_name=sys.intern(".".join(split_name(image))),
+        networks=tuple(sys.intern(str(network)) for network in sorted(
+            (inspect.get("NetworkSettings") or {}).get("Networks") or {})),
+        health=sys.intern(health(inspect)),
     )
 
 

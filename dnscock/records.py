@@ -10,12 +10,21 @@ with the number of labels in the query, not with the number of containers:
 
 Every change bumps ``generation`` and wakes the greenlets waiting in
 ``wait_changed``; ``synced`` is set once the first full listing is in.
+
+Besides containers the store holds manual services (put through the HTTP
+API, as dnsdock's ``PUT /services/{id}``), which container events and
+resyncs never touch, and per-container patches (``PATCH``) that are laid
+over a container's record each time the engine's facts replace it, until
+the container is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+import dataclasses
+from typing import Any
 
 import gevent.event
 
@@ -38,6 +47,11 @@ class Record:
     metadata: tuple[tuple[str, str], ...] = ()  # extra key=value facts published in TXT
     extra_names: tuple[tuple[str, ...], ...] = ()  # more label paths matched like ``labels`` (compose)
     stopped: bool = False  # stopped within its grace window: its names answer NOERROR, no records
+    manual: bool = False  # put through the HTTP API, not a container: the engine's news never touch it
+    name: str = ""  # the <container-name> part of ``labels`` (dots allowed), as the API shows it
+    image_name: str = ""  # the <image-name> part of ``labels``
+    networks: tuple[str, ...] = ()  # the Docker networks it is attached to, for humans
+    health: str = ""  # its healthcheck's status, "" without one
 
     @property
     def names(self) -> tuple[tuple[str, ...], ...]:
@@ -168,32 +182,91 @@ class RecordStore:
         self.synced = gevent.event.Event()
         self.unavailable = False  # the watcher's word: the engine cannot be reached now
         self._changed = gevent.event.Event()
+        self._patches: dict[str, dict[str, Any]] = {}  # container id -> Record fields laid over it
 
     # Updates run without a greenlet switch from start to end (no I/O in
     # them), so a query never sees a half-applied change.
 
     def put(self, record: Record) -> Record | None:
-        """Adds or replaces the record with ``record.id``; returns the one replaced."""
+        """Adds or replaces the container record with ``record.id``; returns the one replaced.
+
+        A manual service with the same id stays: the engine's news never replace it.
+        """
         old = self._records.get(record.id)
+        if old is not None and old.manual and not record.manual:
+            return old
+        record = self._patched(record)
         if old == record:
             return old
+        self._swap(old, record)
+        return old
+
+    def remove(self, record_id: str) -> Record | None:
+        """Removes the container record ``record_id`` and its patch (manual services stay)."""
+        old = self._records.get(record_id)
+        if old is None or old.manual:
+            return None
+        self._patches.pop(record_id, None)
+        del self._records[record_id]
+        self._index.discard(old)
+        self._bump()
+        return old
+
+    # -- the HTTP API's writes --
+
+    def put_manual(self, record: Record) -> Record | None:
+        """Adds or replaces a manual service; returns the one replaced."""
+        record = dataclasses.replace(record, manual=True)
+        old = self._records.get(record.id)
+        if old != record:
+            self._swap(old, record)
+        return old
+
+    def remove_manual(self, record_id: str) -> Record | None:
+        old = self._records.get(record_id)
+        if old is None or not old.manual:
+            return None
+        del self._records[record_id]
+        self._index.discard(old)
+        self._bump()
+        return old
+
+    def patch(self, record_id: str, changes: dict[str, Any]) -> Record:
+        """Changes fields of a record; a container's patch outlives its next refresh."""
+        old = self._records[record_id]
+        if not old.manual:
+            self._patches[record_id] = {**self._patches.get(record_id, {}), **changes}
+        record = dataclasses.replace(old, **changes) if not old.stopped else old
+        if record != old:
+            self._swap(old, record)
+        return record
+
+    def touch(self) -> None:
+        """Marks the table changed without changing it (answers derived from it must be rebuilt)."""
+        self._bump()
+
+    def _patched(self, record: Record) -> Record:
+        patch = self._patches.get(record.id)
+        if patch and not record.stopped:  # a stopped container answers nothing, patched or not
+            return dataclasses.replace(record, **patch)
+        return record
+
+    def _swap(self, old: Record | None, record: Record) -> None:
         if old is not None:
             self._index.discard(old)
         self._records[record.id] = record
         self._index.add(record)
         self._bump()
-        return old
-
-    def remove(self, record_id: str) -> Record | None:
-        old = self._records.pop(record_id, None)
-        if old is not None:
-            self._index.discard(old)
-            self._bump()
-        return old
 
     def replace_all(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
-        """Swaps in a whole new table (a resync); returns (added or changed, removed)."""
-        fresh = {record.id: record for record in records}
+        """Swaps in a whole new table of containers (a resync); returns (added or changed, removed).
+
+        Manual services are kept as they are.
+        """
+        manual = {record.id: record for record in self._records.values() if record.manual}
+        fresh = {record.id: self._patched(record) for record in records if record.id not in manual}
+        self._patches = {record_id: patch for record_id, patch in self._patches.items() if record_id in fresh}
+        fresh.update(manual)
         index = _Index()
         for record in fresh.values():
             index.add(record)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import perf_counter
 
 import gevent.pool
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSRecord
@@ -35,6 +36,7 @@ from dnscock.answers import AnswerBuilder, reverse_address, srv_service
 from dnscock.config import Config
 from dnscock.dnsname import split_name
 from dnscock.records import RecordStore
+from dnscock.stats import CACHED, FORWARDED, LOCAL, QueryStats
 from dnscock.throttled_log import ThrottledLog
 from dnscock.upstream import Forwarder, UpstreamError
 
@@ -57,6 +59,11 @@ class Query:
     message: DNSRecord
     tcp: bool = False
     cache_key: cache.CacheKey | None = None  # set for plain queries, whose replies may be cached
+    start: float = field(default_factory=perf_counter)  # when it arrived, for the latency histogram
+
+    @property
+    def qtype(self) -> int:
+        return self.message.q.qtype if self.message.questions else 0
 
 
 def parse_query(data: bytes) -> DNSRecord | None:
@@ -84,15 +91,30 @@ class Resolver:
         self.local_cache = cache.ReplyCache(config.local_cache_size)
         self.forward_cache = cache.ReplyCache(config.cache_size)
         self.warnings = ThrottledLog(log)
+        self.stats = QueryStats()
 
     # -- entry points --
 
     def handle(self, data: bytes, tcp: bool, respond: Respond, client: str = "") -> bool:
         """Answers ``data`` through ``respond``; False when no answer will ever come."""
-        reply = self.cached_reply(data)
-        if reply is not None:
-            respond(reply)
-            return True
+        start = perf_counter()
+        # The fastest path: a reply cached for exactly these bytes (but the id).
+        key = data[2:]
+        if self.local_cache.generation == self.store.generation:
+            entry = self.local_cache.get(key, 0.0)
+            if entry is not None:
+                reply = data[:2] + entry.template[2:]
+                respond(reply)
+                self.stats.record(LOCAL, entry.qtype, reply, perf_counter() - start)
+                return True
+        if self.forward_cache.max_entries:
+            now = time.monotonic()
+            entry = self.forward_cache.get(key, now)
+            if entry is not None and entry.generation == self.store.generation:
+                reply = cache.render(entry, data, now)
+                respond(reply)
+                self.stats.record(CACHED, entry.qtype, reply, perf_counter() - start)
+                return True
         question = wire.parse_question(data)
         key = None
         if question is not None:
@@ -100,39 +122,58 @@ class Resolver:
                 log.debug("query %s. %s from %s over %s", ".".join(wire.name_labels(question.name)),
                           QTYPE.get(question.qtype), client, "tcp" if tcp else "udp")
             key = self._cache_key(question, tcp)
-            reply = self._cached(key, question, data)
-            if reply is not None:
+            cached = self._cached(key, question, data)
+            if cached is not None:
+                reply, path = cached
                 respond(reply)
+                self.stats.record(path, question.qtype, reply, perf_counter() - start)
                 return True
             if not tcp and question.edns_version == EDNS_VERSION and self._plainly_forwarded(question):
-                self._forward_udp(data, question, key, respond)
+                self._forward_udp(data, question, key, respond, start)
                 return True
         message = parse_query(data)
         if message is None:
             log.debug("malformed message of %d bytes", len(data))
             reply = wire.error_reply(data, wire.RCODE_FORMERR)
             if reply is None:
+                self.stats.drop("malformed")
                 return False
             respond(reply)
+            self.stats.record(LOCAL, 0, reply, perf_counter() - start)
             return True
         if message.header.qr:
+            self.stats.drop("response")
             return False  # a response: answering it could start a loop
         if question is None and log.isEnabledFor(logging.DEBUG):
             log.debug("query %s %s from %s over %s", message.q.qname, QTYPE.get(message.q.qtype), client,
                       "tcp" if tcp else "udp")
-        self.resolve(Query(data, message, tcp, key), respond)
+        self.resolve(Query(data, message, tcp, key, start), respond)
         return True
 
     def resolve(self, query: Query, respond: Respond) -> None:
         reply = self.answer_now(query)
         if reply is not None:
-            respond(reply)
-        elif self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
+            self._respond(query, respond, reply, LOCAL)
+        elif self.busy >= self.config.forward_pool:
             self.warnings.warning("pool", "forward pool full (%d): SERVFAIL for %s", self.config.forward_pool,
                                   query.message.q.qname)
-            respond(self._error(query, RCODE.SERVFAIL))
+            self._respond(query, respond, self._error(query, RCODE.SERVFAIL), FORWARDED)
         else:
             self.pool.spawn(self._answer_later, query, respond)
+
+    def set_default_ttl(self, ttl: int) -> None:
+        """The TTL of records without one of their own, and the SOA minimum (the HTTP API's /set/ttl)."""
+        self.answers.default_ttl = ttl
+        self.store.touch()  # every local answer kept as bytes carries the old TTL
+
+    def _respond(self, query: Query, respond: Respond, reply: bytes, path: str) -> None:
+        respond(reply)
+        self.stats.record(path, query.qtype, reply, perf_counter() - query.start)
+
+    @property
+    def busy(self) -> int:
+        """Queries waiting now: forwarded over UDP, or in a pool greenlet (bounded by -forward-pool)."""
+        return self.forwarder.in_flight + len(self.pool)
 
     # -- the caches --
 
@@ -146,21 +187,7 @@ class Resolver:
         return (question.name.lower(), question.qtype, question.qclass, limit,
                 question.edns_payload is not None, question.dnssec_ok)
 
-    def cached_reply(self, data: bytes) -> bytes | None:
-        """The fastest path: a reply cached for exactly these bytes (but the id), else None."""
-        key = data[2:]
-        if self.local_cache.generation == self.store.generation:
-            entry = self.local_cache.get(key, 0.0)
-            if entry is not None:
-                return data[:2] + entry.template[2:]
-        if self.forward_cache.max_entries:
-            now = time.monotonic()
-            entry = self.forward_cache.get(key, now)
-            if entry is not None and entry.generation == self.store.generation:
-                return cache.render(entry, data, now)
-        return None
-
-    def _cached(self, key: cache.CacheKey, question: wire.Question, data: bytes) -> bytes | None:
+    def _cached(self, key: cache.CacheKey, question: wire.Question, data: bytes) -> tuple[bytes, str] | None:
         if question.edns_version != EDNS_VERSION:
             return None
         now = time.monotonic()
@@ -168,16 +195,16 @@ class Resolver:
         if local.generation != self.store.generation:
             local.clear()
             local.generation = self.store.generation
-        source = local
+        source, path = local, LOCAL
         entry = local.get(key, now)
         if entry is None:
-            source = self.forward_cache
+            source, path = self.forward_cache, CACHED
             entry = source.get(key, now)
             if entry is None or not self._still_forwarded(key, entry, question):
                 return None
         exact = cache.for_query(entry, question, data)
         source.put(data[2:], exact)
-        return cache.render(exact, data, now)
+        return cache.render(exact, data, now), path
 
     def _still_forwarded(self, key: cache.CacheKey, entry: cache.CachedReply, question: wire.Question) -> bool:
         """A forwarded answer stays good while the store has nothing to say about its name."""
@@ -205,12 +232,15 @@ class Resolver:
             return not (address and self.store.has_address(address))
         return True
 
-    def _forward_udp(self, data: bytes, question: wire.Question, key: cache.CacheKey, respond: Respond) -> None:
-        if self.forwarder.in_flight + len(self.pool) >= self.config.forward_pool:
+    def _forward_udp(self, data: bytes, question: wire.Question, key: cache.CacheKey, respond: Respond,
+                     start: float) -> None:
+        record = self.stats.record
+        if self.busy >= self.config.forward_pool:
             self.warnings.warning("pool", "forward pool full (%d): SERVFAIL for %s", self.config.forward_pool,
                                   ".".join(wire.name_labels(question.name)))
-            respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
-                                               udp_payload=self.config.udp_payload))
+            reply = wire.reply_without_records(data, question, wire.RCODE_SERVFAIL, udp_payload=self.config.udp_payload)
+            respond(reply)
+            record(FORWARDED, question.qtype, reply, perf_counter() - start)
             return
         generation = self.store.generation
 
@@ -218,27 +248,30 @@ class Resolver:
             if answer is None:
                 self.warnings.warning("forward", "forwarding %s failed: %s",
                                       ".".join(wire.name_labels(question.name)), problem)
-                respond(wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
-                                                   udp_payload=self.config.udp_payload))
+                reply = wire.reply_without_records(data, question, wire.RCODE_SERVFAIL,
+                                                   udp_payload=self.config.udp_payload)
             elif len(answer) > key[3]:
                 # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
-                respond(wire.reply_without_records(data, question, wire.rcode(answer), tc=True,
-                                                   udp_payload=self.config.udp_payload))
+                reply = wire.reply_without_records(data, question, wire.rcode(answer), tc=True,
+                                                   udp_payload=self.config.udp_payload)
             else:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("forwarded %s: %s, %d bytes", ".".join(wire.name_labels(question.name)),
                               RCODE.get(wire.rcode(answer)), len(answer))
-                self._cache_forwarded(data, key, answer, generation)
-                respond(answer)
+                self._cache_forwarded(data, key, answer, generation, question.qtype)
+                reply = answer
+            respond(reply)
+            record(FORWARDED, question.qtype, reply, perf_counter() - start)
 
         self.forwarder.submit(data, done, question.end)
 
-    def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int) -> None:
+    def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int, qtype: int) -> None:
         if not self.forward_cache.max_entries:
             return
         entry = cache.forwarded_entry(answer, time.monotonic())
         if entry is not None:
             entry.generation = generation
+            entry.qtype = qtype
             self.forward_cache.put(key, entry)
             self.forward_cache.put(data[2:], entry)
 
@@ -273,21 +306,22 @@ class Resolver:
             return None
         data = self._reply_bytes(query, reply)
         if query.cache_key is not None and generation == self.local_cache.generation:
-            entry = cache.CachedReply(data)
+            entry = cache.CachedReply(data, qtype=query.qtype)
             self.local_cache.put(query.cache_key, entry)
             self.local_cache.put(query.raw[2:], entry)
         return data
 
     def _answer_later(self, query: Query, respond: Respond) -> None:
         try:
-            respond(self._answer_waiting(query))
+            reply, path = self._answer_waiting(query)
         except Exception:  # never lose a query to a bug: answer SERVFAIL
             log.exception("failed to answer %s", query.message.q.qname)
-            reply = wire.error_reply(query.raw, wire.RCODE_SERVFAIL)
-            if reply is not None:
-                respond(reply)
+            reply, path = wire.error_reply(query.raw, wire.RCODE_SERVFAIL), LOCAL
+            if reply is None:
+                return
+        self._respond(query, respond, reply, path)
 
-    def _answer_waiting(self, query: Query) -> bytes:
+    def _answer_waiting(self, query: Query) -> tuple[bytes, str]:
         message = query.message
         labels = _labels(message)
         local = self._is_local(labels)
@@ -295,17 +329,17 @@ class Resolver:
             log.debug("%s waits for the first sync with the engine", message.q.qname)
             if not self.store.synced.wait(self.config.sync_timeout):
                 self.warnings.warning("sync", "no sync with the engine yet: SERVFAIL for %s", message.q.qname)
-                return self._error(query, RCODE.SERVFAIL)
+                return self._error(query, RCODE.SERVFAIL), LOCAL
         reply = self._local_bytes(query, labels, local)
         if reply is not None:
-            return reply
+            return reply, LOCAL
         generation = self.store.generation
         try:
             answer = self.forwarder.forward(query.raw, query.tcp)
         except UpstreamError as error:
             self.warnings.warning("forward", "forwarding %s %s failed: %s", message.q.qname,
                                   QTYPE.get(message.q.qtype), error)
-            return self._error(query, RCODE.SERVFAIL)
+            return self._error(query, RCODE.SERVFAIL), FORWARDED
         if log.isEnabledFor(logging.DEBUG):
             log.debug("forwarded %s %s: %s, %d bytes", message.q.qname, QTYPE.get(message.q.qtype),
                       RCODE.get(wire.rcode(answer)), len(answer))
@@ -315,10 +349,10 @@ class Resolver:
             reply.header.tc = 1
             reply.header.aa = 0
             reply.header.rcode = wire.rcode(answer)
-            return self._reply_bytes(query, reply)
+            return self._reply_bytes(query, reply), FORWARDED
         if query.cache_key is not None:
-            self._cache_forwarded(query.raw, query.cache_key, answer, generation)
-        return answer
+            self._cache_forwarded(query.raw, query.cache_key, answer, generation, query.qtype)
+        return answer, FORWARDED
 
     # -- local answers --
 

@@ -21,6 +21,7 @@ import dns.rcode
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
+_HTTP = re.compile(r"serving HTTP on (http://\S+) ")
 
 
 class DnscockProcess:
@@ -44,6 +45,9 @@ class DnscockProcess:
         if self.host in ("::", "0.0.0.0"):
             self.host = "127.0.0.1"
         self.port = int(match.group(2))
+        self.http_url = ""  # with -http: the base URL of the HTTP API, read from the log
+        if any(arg.startswith(("-http=", "--http=")) for arg in args) or "DNSCOCK_HTTP" in (env or {}):
+            self.http_url = self.wait_for_log(_HTTP, start_timeout).group(1)
 
     def _read(self) -> None:
         assert self.process.stdout is not None

@@ -1,0 +1,270 @@
+"""The HTTP API (``-http``): dnsdock's ``/services`` and ``/set/ttl``, ``/health`` and ``/metrics``.
+
+A plain WSGI application served by gevent's WSGI server in the same
+process as the DNS servers; it reads and writes the record store directly.
+
+Writes (PUT, PATCH, DELETE) are guarded: with ``-http-token`` they need
+``Authorization: Bearer <token>``; without one they are accepted only when
+the HTTP server listens on a loopback address. Every error is JSON,
+``{"error": "...", "field": "..."}``, and a write that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+
+from dnscock import metrics
+from dnscock.config import Address
+from dnscock.docker_watcher import DockerWatcher
+from dnscock.records import Record, RecordStore
+from dnscock.resolver import Resolver
+from dnscock.server import bound_address
+from dnscock.services import (
+    ServiceError, looks_like_prefix, manual_record, parse_changes, parse_default_ttl, service_json,
+)
+
+log = logging.getLogger("dnscock.http")
+
+MAX_BODY = 64 * 1024
+StartResponse = Callable[..., Any]
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None, headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status, self.message, self.field, self.headers = status, message, field, list(headers)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json(status: int, document: Any) -> Response:
+    return Response(status, json.dumps(document, indent=1).encode() + b"\n")
+
+
+class HttpApi:
+    """The WSGI application."""
+
+    def __init__(self, store: RecordStore, resolver: Resolver, health: Callable[[], tuple[bool, dict[str, Any]]],
+                 watcher: DockerWatcher | None, token: str, loopback_only: bool) -> None:
+        self.store, self.resolver, self.health = store, resolver, health
+        self.token = token
+        self.loopback_only = loopback_only
+        self.registry = metrics.build_registry(resolver, store, watcher)
+        self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
+            (re.compile(r"^/services/?$"), {"GET": self.list_services}),
+            (re.compile(r"^/services/(?P<service_id>[^/]+)$"), {
+                "GET": self.get_service, "PUT": self.put_service, "PATCH": self.patch_service,
+                "DELETE": self.delete_service,
+            }),
+            (re.compile(r"^/set/ttl/?$"), {"PUT": self.set_ttl}),
+            (re.compile(r"^/health/?$"), {"GET": self.get_health}),
+            (re.compile(r"^/metrics/?$"), {"GET": self.get_metrics}),
+        ]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        try:
+            response = self.dispatch(method, environ.get("PATH_INFO") or "/", environ)
+        except HttpError as error:
+            document = {"error": error.message}
+            if error.field:
+                document["field"] = error.field
+            response = _json(error.status, document)
+            response.headers = tuple(error.headers)
+        except Exception:
+            log.exception("failed to serve %s %s", method, environ.get("PATH_INFO"))
+            response = _json(500, {"error": "internal error (see dnscock's log)"})
+        headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
+                   *response.headers]
+        start_response(f"{response.status} {_REASONS.get(response.status, '')}".strip(), headers)
+        return [b""] if method == "HEAD" else [response.body]
+
+    def dispatch(self, method: str, path: str, environ: dict[str, Any]) -> Response:
+        for pattern, handlers in self.routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            handler = handlers.get("GET" if method == "HEAD" else method)
+            if handler is None:
+                allowed = ", ".join(sorted(handlers))
+                raise HttpError(405, f"{method} is not allowed on {path} (allowed: {allowed})",
+                                headers=[("Allow", allowed)])
+            if method in ("PUT", "PATCH", "DELETE", "POST"):
+                self._authorize(environ)
+            return handler(environ, **match.groupdict())
+        raise HttpError(404, f"no such endpoint: {path}")
+
+    # -- write protection --
+
+    def _authorize(self, environ: dict[str, Any]) -> None:
+        if self.token:
+            given = environ.get("HTTP_AUTHORIZATION", "")
+            scheme, _, credentials = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self.token.encode()):
+                raise HttpError(401, "writes need 'Authorization: Bearer <the -http-token>'",
+                                headers=[("WWW-Authenticate", 'Bearer realm="dnscock"')])
+        elif not self.loopback_only:
+            raise HttpError(403, "writes are refused: set -http-token, or serve -http on a loopback address")
+
+    # -- dnsdock's services --
+
+    def _view(self, record: Record) -> dict[str, Any]:
+        return service_json(record, self.resolver.answers.default_ttl, self.resolver.config.zone)
+
+    def _find(self, service_id: str) -> Record:
+        """The record with this id, or the one container whose id starts with it (>= 4 hex digits)."""
+        record = self.store.get(service_id)
+        if record is not None:
+            return record
+        if looks_like_prefix(service_id):
+            found = [record for record in self.store if not record.manual and record.id.startswith(service_id)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise HttpError(409, f"{service_id!r} is the start of {len(found)} container ids; give more of it",
+                                "id")
+        raise HttpError(404, f"no service {service_id!r}", "id")
+
+    def list_services(self, environ: dict[str, Any]) -> Response:
+        return _json(200, {record.id: self._view(record) for record in self.store})
+
+    def get_service(self, environ: dict[str, Any], service_id: str) -> Response:
+        return _json(200, self._view(self._find(service_id)))
+
+    def put_service(self, environ: dict[str, Any], service_id: str) -> Response:
+        document = self._body_json(environ)
+        existing = self.store.get(service_id)
+        if existing is None and looks_like_prefix(service_id):
+            try:
+                existing = self._find(service_id)
+            except HttpError:
+                existing = None
+        if existing is not None and not existing.manual:
+            raise HttpError(409, f"{service_id!r} is container {existing.container}: PATCH it instead", "id")
+        try:
+            record = manual_record(service_id, document)
+        except ServiceError as error:
+            raise HttpError(400, str(error), error.field) from None
+        old = self.store.put_manual(record)
+        log.info("manual service %s %s: %s -> %s", service_id, "replaced" if old else "added",
+                 ".".join(record.labels), ", ".join(record.ipv4 + record.ipv6) or "no address")
+        return _json(200 if old else 201, self._view(self.store.get(service_id) or record))
+
+    def patch_service(self, environ: dict[str, Any], service_id: str) -> Response:
+        document = self._body_json(environ)
+        record = self._find(service_id)
+        try:
+            changes = parse_changes(document, record)
+        except ServiceError as error:
+            raise HttpError(400, str(error), error.field) from None
+        patched = self.store.patch(record.id, changes)
+        log.info("service %s patched: %s", record.id[:12], ", ".join(sorted(changes)) or "nothing")
+        return _json(200, self._view(patched))
+
+    def delete_service(self, environ: dict[str, Any], service_id: str) -> Response:
+        record = self._find(service_id)
+        if not record.manual:
+            raise HttpError(409, f"{service_id!r} is container {record.container}: stop it, or label it "
+                            "com.dnsdock.ignore, to take its names away", "id")
+        self.store.remove_manual(record.id)
+        log.info("manual service %s removed", record.id)
+        return _json(200, self._view(record))
+
+    def set_ttl(self, environ: dict[str, Any]) -> Response:
+        try:
+            ttl = parse_default_ttl(self._body(environ))
+        except ServiceError as error:
+            raise HttpError(400, str(error), error.field) from None
+        self.resolver.set_default_ttl(ttl)
+        log.info("default TTL set to %d", ttl)
+        return _json(200, {"TTL": ttl})
+
+    # -- health and metrics --
+
+    def get_health(self, environ: dict[str, Any]) -> Response:
+        healthy, document = self.health()
+        return _json(200 if healthy else 503, document)
+
+    def get_metrics(self, environ: dict[str, Any]) -> Response:
+        return Response(200, metrics.render(self.registry), metrics.CONTENT_TYPE)
+
+    # -- bodies --
+
+    def _body(self, environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise HttpError(400, "Content-Length is not a number") from None
+        if length > MAX_BODY:
+            raise HttpError(413, f"the body is larger than {MAX_BODY} bytes")
+        return environ["wsgi.input"].read(length) if length > 0 else b""
+
+    def _body_json(self, environ: dict[str, Any]) -> Any:
+        body = self._body(environ)
+        try:
+            return json.loads(body.decode("utf-8") or "null")
+        except (UnicodeDecodeError, ValueError) as error:
+            raise HttpError(400, f"the body is not JSON: {error}") from None
+
+
+class Health:
+    """``/health``: healthy while the DNS listeners are up and the table follows the engine."""
+
+    def __init__(self, listeners: dict[str, Any], store: RecordStore, watcher: DockerWatcher | None,
+                 docker_url: str) -> None:
+        self.listeners, self.store, self.watcher, self.docker_url = listeners, store, watcher, docker_url
+
+    def __call__(self) -> tuple[bool, dict[str, Any]]:
+        reasons = []
+        listening = {}
+        for kind, server in self.listeners.items():
+            up = bool(server.started) and not server.closed
+            listening[kind] = str(bound_address(server.socket)) if up else None
+            if not up:
+                reasons.append(f"the DNS {kind} listener is down")
+        connected = self.watcher is not None and self.watcher.connected
+        synced = self.store.synced.is_set()
+        if not synced:
+            reasons.append(f"not synced yet with the Docker engine at {self.docker_url}")
+        elif not connected:
+            reasons.append(f"the Docker engine at {self.docker_url} cannot be reached: serving the last known table")
+        document = {
+            "status": "ok" if not reasons else "unavailable",
+            "dns": listening,
+            "engine": {"url": self.docker_url, "connected": connected, "synced": synced},
+            "records": len(self.store),
+        }
+        if reasons:
+            document["reasons"] = reasons
+        return not reasons, document
+
+
+def is_loopback(address: Address) -> bool:
+    try:
+        return ipaddress.ip_address(address.host).is_loopback
+    except ValueError:
+        return False  # "" is every address
+
+
+def start_http_server(sock: Any, app: HttpApi) -> WSGIServer:
+    server = WSGIServer(sock, app, log=LoggingLogAdapter(log, logging.DEBUG), error_log=LoggingLogAdapter(log))
+    server.start()
+    return server

@@ -1,0 +1,146 @@
+"""``/metrics``: Prometheus families built at scrape time from dnscock's plain counters.
+
+Nothing here runs on the query path: the resolver, forwarder and watcher
+keep integers (``stats.QueryStats``, ``Upstream.timeouts``, ...), and a
+custom collector turns them into metric families when Prometheus asks.
+The process's own figures (``process_resident_memory_bytes``,
+``process_open_fds``, ``python_gc_*``) come from prometheus_client.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from itertools import accumulate
+
+import greenlet
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from dnscock import __version__
+from dnscock.docker_watcher import DockerWatcher
+from dnscock.records import RecordStore
+from dnscock.resolver import Resolver
+from dnscock.stats import LATENCY_BUCKETS, PATHS, qtype_name, rcode_name
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class DnscockCollector(Collector):
+    def __init__(self, resolver: Resolver, store: RecordStore, watcher: DockerWatcher | None) -> None:
+        self.resolver, self.store, self.watcher = resolver, store, watcher
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._queries()
+        yield from self._upstreams()
+        yield from self._table()
+        yield from self._engine()
+        yield from self._runtime()
+
+    def _queries(self) -> Iterator[Metric]:
+        stats = self.resolver.stats
+        queries = CounterMetricFamily(
+            "dnscock_queries", "DNS replies sent, by where the answer came from, query type and rcode",
+            labels=["path", "qtype", "rcode"])
+        totals: dict[tuple[str, str, str], int] = {}
+        for (path, qtype, rcode), count in list(stats.answers.items()):
+            key = (path, qtype_name(qtype), rcode_name(rcode))
+            totals[key] = totals.get(key, 0) + count
+        for key, count in sorted(totals.items()):
+            queries.add_metric(list(key), count)
+        yield queries
+
+        latency = HistogramMetricFamily(
+            "dnscock_query_duration_seconds", "Time from a query's arrival to its reply, by path", labels=["path"])
+        for path in PATHS:
+            cumulative = list(accumulate(stats.latency_buckets[path]))
+            buckets = [(repr(bound), count) for bound, count in zip(LATENCY_BUCKETS, cumulative)]
+            buckets.append(("+Inf", cumulative[-1]))
+            latency.add_metric([path], buckets, stats.latency_sums[path])
+        yield latency
+
+        dropped = CounterMetricFamily(
+            "dnscock_dropped_messages", "Messages not answered: unreadable, or responses sent to us",
+            labels=["reason"])
+        for reason, count in sorted(stats.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+
+    def _upstreams(self) -> Iterator[Metric]:
+        upstreams = self.resolver.forwarder.upstreams
+        families = (
+            ("dnscock_upstream_queries", "Queries sent to an upstream nameserver", "queries"),
+            ("dnscock_upstream_timeouts", "Queries an upstream nameserver left unanswered in time", "timeouts"),
+            ("dnscock_upstream_errors", "Upstream failures other than timeouts: send errors, SERVFAIL/REFUSED/"
+             "FORMERR/NOTIMP answers, broken TCP answers", "errors"),
+        )
+        for name, help_text, attribute in families:
+            family = CounterMetricFamily(name, help_text, labels=["nameserver"])
+            for upstream in upstreams:
+                family.add_metric([str(upstream.address)], getattr(upstream, attribute))
+            yield family
+        up = GaugeMetricFamily("dnscock_upstream_up", "1 while an upstream is used, 0 while it is skipped "
+                               "(-max-fails reached; a probe will bring it back)", labels=["nameserver"])
+        for upstream in upstreams:
+            up.add_metric([str(upstream.address)], 0 if upstream.down else 1)
+        yield up
+
+    def _table(self) -> Iterator[Metric]:
+        kinds = {"container": 0, "manual": 0, "stopped": 0}
+        for record in self.store:
+            kinds["manual" if record.manual else "stopped" if record.stopped else "container"] += 1
+        records = GaugeMetricFamily("dnscock_records", "Records served: running containers, manual services, "
+                                    "and stopped containers within -grace", labels=["kind"])
+        for kind, count in kinds.items():
+            records.add_metric([kind], count)
+        yield records
+        caches = GaugeMetricFamily("dnscock_cache_entries", "Replies kept as bytes", labels=["cache"])
+        caches.add_metric(["local"], len(self.resolver.local_cache))
+        caches.add_metric(["forward"], len(self.resolver.forward_cache))
+        yield caches
+        yield GaugeMetricFamily("dnscock_store_generation", "Changes to the record table since start",
+                                value=self.store.generation)
+
+    def _engine(self) -> Iterator[Metric]:
+        watcher = self.watcher
+        yield GaugeMetricFamily("dnscock_engine_connected", "1 while the Docker engine's event stream is followed",
+                                value=1 if watcher is not None and watcher.connected else 0)
+        yield GaugeMetricFamily("dnscock_engine_synced", "1 once the first listing of the engine is in",
+                                value=1 if self.store.synced.is_set() else 0)
+        events = CounterMetricFamily("dnscock_engine_events", "Engine events applied, by type and action",
+                                     labels=["type", "action"])
+        resyncs = CounterMetricFamily("dnscock_engine_resyncs", "Periodic re-listings of the engine: done, or "
+                                      "skipped because an event changed the table meanwhile", labels=["result"])
+        if watcher is not None:
+            for (kind, action), count in sorted(watcher.events.items()):
+                events.add_metric([kind, action], count)
+            for result in ("done", "skipped"):
+                resyncs.add_metric([result], watcher.resyncs[result])
+        yield events
+        yield resyncs
+
+    def _runtime(self) -> Iterator[Metric]:
+        resolver = self.resolver
+        yield GaugeMetricFamily("dnscock_pool_in_use", "Queries waiting now (forwarded, or waiting for the first "
+                                "sync); at -forward-pool more get SERVFAIL", value=resolver.busy)
+        yield GaugeMetricFamily("dnscock_pool_size", "The -forward-pool bound", value=resolver.config.forward_pool)
+        yield GaugeMetricFamily("dnscock_greenlets", "Greenlets alive in the process",
+                                value=sum(1 for item in gc.get_objects() if isinstance(item, greenlet.greenlet)))
+        info = GaugeMetricFamily("dnscock_build_info", "dnscock's version", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+
+def build_registry(resolver: Resolver, store: RecordStore, watcher: DockerWatcher | None) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DnscockCollector(resolver, store, watcher))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,93 @@
+"""``python -m dnscock records``: the live table of a running dnscock, for humans (or ``--json``).
+
+It asks the server's HTTP API (``GET /services``), so the server must run
+with ``-http``. The address comes from ``--http ADDR``, else from the same
+place as the server's own: ``DNSCOCK_HTTP`` or the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from dnscock.config import Address, parse_optional_listen
+
+TIMEOUT = 5.0
+COLUMNS = ("NAMES", "IMAGE", "IPS", "TTL", "ALIASES", "NETWORKS", "HEALTH", "ID")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dnscock records", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--http", "-http", type=parse_optional_listen, metavar="ADDR",
+                        help="dnscock's -http address (default: DNSCOCK_HTTP or the config file's 'http')")
+    parser.add_argument("--json", "-json", action="store_true", help="print the services as JSON")
+    return parser
+
+
+def _server_address() -> Address | None:
+    from dnscock.config import load_config
+
+    return load_config([]).http
+
+
+def fetch_services(address: Address, timeout: float = TIMEOUT) -> dict[str, dict[str, Any]]:
+    host = address.host or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    netloc = f"[{host}]:{address.port}" if ":" in host else f"{host}:{address.port}"
+    with urllib.request.urlopen(f"http://{netloc}/services", timeout=timeout) as response:
+        return json.load(response)
+
+
+def rows(services: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    def cell(values: Any) -> str:
+        return ",".join(str(value) for value in values) if values else "-"
+
+    table = []
+    for service_id, service in services.items():
+        short = service_id if service.get("Manual") else service_id[:12]
+        table.append((
+            cell(service.get("Names") or [service.get("Name", "")]),
+            service.get("Image") or "-",
+            cell(service.get("IPs")) if not service.get("Stopped") else "(stopped)",
+            str(service.get("TTL", "")),
+            cell(service.get("Aliases")),
+            cell(service.get("Networks")) if not service.get("Manual") else "(manual)",
+            service.get("Health") or "-",
+            short,
+        ))
+    table.sort()
+    return table
+
+
+def format_table(table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [COLUMNS, *table]) for i in range(len(COLUMNS))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in [COLUMNS, *table]]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    address = args.http or _server_address()
+    if address is None:
+        print("dnscock records: no HTTP address: give --http ADDR (the -http of the running dnscock)",
+              file=sys.stderr)
+        return 2
+    try:
+        services = fetch_services(address)
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        print(f"dnscock records: cannot read http://{address}/services: {error}", file=sys.stderr)
+        return 1
+    text = json.dumps(services, indent=1) if args.json else format_table(rows(services))
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into head: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0

@@ -1,0 +1,67 @@
+"""Query counters kept on the query path: plain integers, read by ``/metrics`` when scraped.
+
+Counting a query costs two dict updates and a bisect (well under a
+microsecond); ``prometheus_client``'s own counters take a lock per
+increment, so they are only built at scrape time, by ``metrics.py``.
+
+Label values are bounded: a query type outside the common ones counts as
+``other``, so a client cycling through 65,536 types cannot grow the table.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+
+# Where an answer came from.
+LOCAL = "local"  # dnscock itself: the container table, or an error it decides (FORMERR, REFUSED, ...)
+CACHED = "cached"  # the forward cache
+FORWARDED = "forwarded"  # an upstream nameserver, now (or SERVFAIL when none answered)
+PATHS = (LOCAL, CACHED, FORWARDED)
+
+QTYPE_NAMES = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 35: "NAPTR",
+    41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 99: "SPF", 251: "IXFR",
+    252: "AXFR", 255: "ANY", 257: "CAA",
+}
+OTHER_QTYPE = -1
+RCODE_NAMES = {
+    0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
+    7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE",
+}
+
+# Upper bounds of the latency histogram's buckets, in seconds (the last one is +Inf).
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0)
+
+
+def qtype_name(qtype: int) -> str:
+    return QTYPE_NAMES.get(qtype, "other")
+
+
+def rcode_name(rcode: int) -> str:
+    return RCODE_NAMES.get(rcode, str(rcode))
+
+
+class QueryStats:
+    """Answers by (path, qtype, rcode) and their latency by path, since start."""
+
+    __slots__ = ("answers", "latency_buckets", "latency_sums", "dropped")
+
+    def __init__(self) -> None:
+        self.answers: defaultdict[tuple[str, int, int], int] = defaultdict(int)
+        # Per path: a count per bucket (not cumulative) and the +Inf one at the end.
+        self.latency_buckets = {path: [0] * (len(LATENCY_BUCKETS) + 1) for path in PATHS}
+        self.latency_sums = dict.fromkeys(PATHS, 0.0)
+        self.dropped: defaultdict[str, int] = defaultdict(int)  # messages not answered, by reason
+
+    def record(self, path: str, qtype: int, reply: bytes, seconds: float) -> None:
+        """Counts one reply; ``reply`` is its wire form (the rcode is read from its header)."""
+        if qtype not in QTYPE_NAMES:
+            qtype = OTHER_QTYPE
+        self.answers[(path, qtype, reply[3] & 0x0F)] += 1
+        self.latency_buckets[path][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sums[path] += seconds
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
