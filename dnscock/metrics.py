@@ -23,7 +23,7 @@ from dnscock import __version__
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver
-from dnscock.stats import LATENCY_BUCKETS, PATHS, qtype_name, rcode_name
+from dnscock.stats import LATENCY_BUCKETS, PATHS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -44,21 +44,19 @@ class DnscockCollector(Collector):
         queries = CounterMetricFamily(
             "dnscock_queries", "DNS replies sent, by where the answer came from, query type and rcode",
             labels=["path", "qtype", "rcode"])
-        totals: dict[tuple[str, str, str], int] = {}
-        for (path, qtype, rcode), count in list(stats.answers.items()):
-            key = (path, qtype_name(qtype), rcode_name(rcode))
-            totals[key] = totals.get(key, 0) + count
-        for key, count in sorted(totals.items()):
-            queries.add_metric(list(key), count)
+        for path in PATHS:
+            for (qtype, rcode), count in sorted(stats.path(path).counts().items()):
+                queries.add_metric([path, qtype, rcode], count)
         yield queries
 
         latency = HistogramMetricFamily(
             "dnscock_query_duration_seconds", "Time from a query's arrival to its reply, by path", labels=["path"])
         for path in PATHS:
-            cumulative = list(accumulate(stats.latency_buckets[path]))
+            path_stats = stats.path(path)
+            cumulative = list(accumulate(path_stats.buckets))
             buckets = [(repr(bound), count) for bound, count in zip(LATENCY_BUCKETS, cumulative)]
             buckets.append(("+Inf", cumulative[-1]))
-            latency.add_metric([path], buckets, stats.latency_sums[path])
+            latency.add_metric([path], buckets, path_stats.seconds)
         yield latency
 
         dropped = CounterMetricFamily(

@@ -92,6 +92,7 @@ class Resolver:
         self.forward_cache = cache.ReplyCache(config.cache_size)
         self.warnings = ThrottledLog(log)
         self.stats = QueryStats()
+        self._count_local, self._count_cached = self.stats.local.record, self.stats.cached.record
 
     # -- entry points --
 
@@ -105,7 +106,7 @@ class Resolver:
             if entry is not None:
                 reply = data[:2] + entry.template[2:]
                 respond(reply)
-                self.stats.record(LOCAL, entry.qtype, reply, perf_counter() - start)
+                self._count_local(entry.qtype, reply, perf_counter() - start)
                 return True
         if self.forward_cache.max_entries:
             now = time.monotonic()
@@ -113,7 +114,7 @@ class Resolver:
             if entry is not None and entry.generation == self.store.generation:
                 reply = cache.render(entry, data, now)
                 respond(reply)
-                self.stats.record(CACHED, entry.qtype, reply, perf_counter() - start)
+                self._count_cached(entry.qtype, reply, perf_counter() - start)
                 return True
         question = wire.parse_question(data)
         key = None
@@ -126,7 +127,7 @@ class Resolver:
             if cached is not None:
                 reply, path = cached
                 respond(reply)
-                self.stats.record(path, question.qtype, reply, perf_counter() - start)
+                self.stats.path(path).record(question.qtype, reply, perf_counter() - start)
                 return True
             if not tcp and question.edns_version == EDNS_VERSION and self._plainly_forwarded(question):
                 self._forward_udp(data, question, key, respond, start)
@@ -139,7 +140,7 @@ class Resolver:
                 self.stats.drop("malformed")
                 return False
             respond(reply)
-            self.stats.record(LOCAL, 0, reply, perf_counter() - start)
+            self.stats.local.record(0, reply, perf_counter() - start)
             return True
         if message.header.qr:
             self.stats.drop("response")
@@ -168,7 +169,7 @@ class Resolver:
 
     def _respond(self, query: Query, respond: Respond, reply: bytes, path: str) -> None:
         respond(reply)
-        self.stats.record(path, query.qtype, reply, perf_counter() - query.start)
+        self.stats.path(path).record(query.qtype, reply, perf_counter() - query.start)
 
     @property
     def busy(self) -> int:
@@ -234,13 +235,13 @@ class Resolver:
 
     def _forward_udp(self, data: bytes, question: wire.Question, key: cache.CacheKey, respond: Respond,
                      start: float) -> None:
-        record = self.stats.record
+        record = self.stats.forwarded.record
         if self.busy >= self.config.forward_pool:
             self.warnings.warning("pool", "forward pool full (%d): SERVFAIL for %s", self.config.forward_pool,
                                   ".".join(wire.name_labels(question.name)))
             reply = wire.reply_without_records(data, question, wire.RCODE_SERVFAIL, udp_payload=self.config.udp_payload)
             respond(reply)
-            record(FORWARDED, question.qtype, reply, perf_counter() - start)
+            record(question.qtype, reply, perf_counter() - start)
             return
         generation = self.store.generation
 
@@ -261,7 +262,7 @@ class Resolver:
                 self._cache_forwarded(data, key, answer, generation, question.qtype)
                 reply = answer
             respond(reply)
-            record(FORWARDED, question.qtype, reply, perf_counter() - start)
+            record(question.qtype, reply, perf_counter() - start)
 
         self.forwarder.submit(data, done, question.end)
 

@@ -1,7 +1,7 @@
 """Query counters kept on the query path: plain integers, read by ``/metrics`` when scraped.
 
-Counting a query costs two dict updates and a bisect (well under a
-microsecond); ``prometheus_client``'s own counters take a lock per
+Counting a reply costs a dict update, a bisect and a list update (about
+0.2 us); ``prometheus_client``'s own counters take a lock per
 increment, so they are only built at scrape time, by ``metrics.py``.
 
 Label values are bounded: a query type outside the common ones counts as
@@ -24,7 +24,7 @@ QTYPE_NAMES = {
     41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 99: "SPF", 251: "IXFR",
     252: "AXFR", 255: "ANY", 257: "CAA",
 }
-OTHER_QTYPE = -1
+_COUNTED_QTYPES = frozenset(QTYPE_NAMES)  # any other type (and 0, none read) counts as "other"
 RCODE_NAMES = {
     0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
     7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE",
@@ -43,25 +43,38 @@ def rcode_name(rcode: int) -> str:
     return RCODE_NAMES.get(rcode, str(rcode))
 
 
-class QueryStats:
-    """Answers by (path, qtype, rcode) and their latency by path, since start."""
+class PathStats:
+    """The replies of one path: counts by (qtype, rcode), and their latency histogram."""
 
-    __slots__ = ("answers", "latency_buckets", "latency_sums", "dropped")
+    __slots__ = ("answers", "buckets", "seconds")
 
     def __init__(self) -> None:
-        self.answers: defaultdict[tuple[str, int, int], int] = defaultdict(int)
-        # Per path: a count per bucket (not cumulative) and the +Inf one at the end.
-        self.latency_buckets = {path: [0] * (len(LATENCY_BUCKETS) + 1) for path in PATHS}
-        self.latency_sums = dict.fromkeys(PATHS, 0.0)
-        self.dropped: defaultdict[str, int] = defaultdict(int)  # messages not answered, by reason
+        self.answers: defaultdict[int, int] = defaultdict(int)  # qtype << 4 | rcode -> replies
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, not cumulative; +Inf last
+        self.seconds = 0.0
 
-    def record(self, path: str, qtype: int, reply: bytes, seconds: float) -> None:
+    def record(self, qtype: int, reply: bytes, seconds: float) -> None:
         """Counts one reply; ``reply`` is its wire form (the rcode is read from its header)."""
-        if qtype not in QTYPE_NAMES:
-            qtype = OTHER_QTYPE
-        self.answers[(path, qtype, reply[3] & 0x0F)] += 1
-        self.latency_buckets[path][bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sums[path] += seconds
+        self.answers[(qtype if qtype in _COUNTED_QTYPES else 0) << 4 | reply[3] & 0x0F] += 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(qtype name, rcode name) -> replies."""
+        return {(qtype_name(key >> 4), rcode_name(key & 0x0F)): count for key, count in list(self.answers.items())}
+
+
+class QueryStats:
+    """Replies by path since start, and messages dropped unanswered by reason."""
+
+    __slots__ = ("local", "cached", "forwarded", "dropped")
+
+    def __init__(self) -> None:
+        self.local, self.cached, self.forwarded = PathStats(), PathStats(), PathStats()
+        self.dropped: defaultdict[str, int] = defaultdict(int)
+
+    def path(self, name: str) -> PathStats:
+        return getattr(self, name)
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] += 1

@@ -140,6 +140,12 @@ def test_metrics_count_forwarded_cached_and_malformed_queries_and_upstream_timeo
     assert values[("dnscock_greenlets", ())] >= 1
     assert values[("process_resident_memory_bytes", ())] > 0
 
+    readme = (ROOT / "README.md").read_text()
+    families = {family.name for family in text_string_to_metric_families(requests.get(f"{url}/metrics").text)}
+    for family in sorted(name for name in families if name.startswith("dnscock_")):
+        shown = family + "_total" if family + "_total" in readme else family
+        assert f"`{shown}`" in readme, f"README does not document {family}"
+
 
 def test_records_command_prints_the_live_table(start_dnscock, upstream):
     dnscock = start_dnscock(f"-docker={NO_ENGINE}", f"-nameserver={upstream.address}", "-http=127.0.0.1:0")
