@@ -264,7 +264,6 @@ def is_loopback(address: Address) -> bool:
         return False  # "" is every address
 
 
-def start_http_server(sock: Any, app: HttpApi) -> WSGIServer:
-    server = WSGIServer(sock, app, log=LoggingLogAdapter(log, logging.DEBUG), error_log=LoggingLogAdapter(log))
-    server.start()
-    return server
+def wsgi_server(sock: Any, app: HttpApi) -> WSGIServer:
+    """gevent's WSGI server for ``app`` on the bound ``sock`` (not started); access lines at debug level."""
+    return WSGIServer(sock, app, log=LoggingLogAdapter(log, logging.DEBUG), error_log=LoggingLogAdapter(log))

@@ -60,7 +60,8 @@ class DnscockCollector(Collector):
         yield latency
 
         dropped = CounterMetricFamily(
-            "dnscock_dropped_messages", "Messages not answered: unreadable, or responses sent to us",
+            "dnscock_dropped_messages", "Messages not answered (or only with a truncated empty reply): unreadable, "
+            "responses sent to us, over -rate-limit",
             labels=["reason"])
         for reason, count in sorted(stats.dropped.items()):
             dropped.add_metric([reason], count)

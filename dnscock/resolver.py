@@ -32,6 +32,7 @@ import gevent.pool
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSRecord
 
 from dnscock import cache, wire
+from dnscock.access import ALLOW, SLIP, ClientFilter, RateLimiter
 from dnscock.answers import AnswerBuilder, reverse_address, srv_service
 from dnscock.config import Config
 from dnscock.dnsname import split_name
@@ -92,6 +93,8 @@ class Resolver:
         self.forward_cache = cache.ReplyCache(config.cache_size)
         self.warnings = ThrottledLog(log)
         self.stats = QueryStats()
+        self.clients = ClientFilter(config.allow_from)
+        self.rate_limiter = RateLimiter(config.rate_limit, config.rate_limit_slip) if config.rate_limit else None
         self._count_local, self._count_cached = self.stats.local.record, self.stats.cached.record
 
     # -- entry points --
@@ -99,6 +102,12 @@ class Resolver:
     def handle(self, data: bytes, tcp: bool, respond: Respond, client: str = "") -> bool:
         """Answers ``data`` through ``respond``; False when no answer will ever come."""
         start = perf_counter()
+        if client and not self.clients.allows(client):
+            return self._refuse(data, respond, start)
+        if self.rate_limiter is not None and not tcp and client:
+            verdict = self.rate_limiter.check(client)
+            if verdict != ALLOW:
+                return self._limit(data, verdict, respond)
         # The fastest path: a reply cached for exactly these bytes (but the id).
         key = data[2:]
         if self.local_cache.generation == self.store.generation:
@@ -150,6 +159,27 @@ class Resolver:
                       "tcp" if tcp else "udp")
         self.resolve(Query(data, message, tcp, key, start), respond)
         return True
+
+    def _refuse(self, data: bytes, respond: Respond, start: float) -> bool:
+        """A client outside -allow-from: REFUSED, no larger than its query (or nothing, when unreadable)."""
+        reply = wire.short_reply(data, wire.RCODE_REFUSED)
+        if reply is None:
+            self.stats.drop("malformed")
+            return False
+        respond(reply)
+        self._count_local(0, reply, perf_counter() - start)
+        return True
+
+    def _limit(self, data: bytes, verdict: int, respond: Respond) -> bool:
+        """Over -rate-limit: a truncated empty reply now and then (the client may retry over TCP), else nothing."""
+        if verdict == SLIP:
+            reply = wire.short_reply(data, wire.RCODE_NOERROR, tc=True)
+            if reply is not None:
+                self.stats.drop("rate-limited, truncated reply sent")
+                respond(reply)
+                return True
+        self.stats.drop("rate-limited")
+        return False
 
     def resolve(self, query: Query, respond: Respond) -> None:
         reply = self.answer_now(query)

@@ -14,8 +14,10 @@ HEADER_LENGTH = 12
 QR = 0x8000
 OPCODE_MASK = 0x7800
 RD = 0x0100
+RCODE_NOERROR = 0
 RCODE_FORMERR = 1
 RCODE_SERVFAIL = 2
+RCODE_REFUSED = 5
 
 
 def header_fields(data: bytes) -> tuple[int, int] | None:
@@ -38,6 +40,24 @@ def error_reply(data: bytes, rcode: int) -> bytes | None:
         return None
     flags = QR | (flags & (OPCODE_MASK | RD)) | 0x0080 | (rcode & 0xF)  # 0x0080: RA
     return struct.pack("!HHHHHH", message_id, flags, 0, 0, 0, 0)
+
+
+def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
+    """A reply no larger than the query: its header and first question (when readable), no records.
+
+    For clients dnscock will not serve (REFUSED) or serves only over TCP (TC).
+    """
+    fields = header_fields(data)
+    if fields is None:
+        return None
+    message_id, flags = fields
+    if flags & QR:
+        return None
+    flags = QR | (flags & (OPCODE_MASK | RD)) | 0x0080 | (rcode & 0xF) | (0x0200 if tc else 0)
+    end = question_end(data)
+    if end is None:
+        return struct.pack("!HHHHHH", message_id, flags, 0, 0, 0, 0)
+    return struct.pack("!HHHHHH", message_id, flags, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
 
 
 def with_id(message: bytes, message_id: int) -> bytes:
