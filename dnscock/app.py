@@ -10,14 +10,18 @@ from collections.abc import Sequence
 
 import gevent
 import gevent.event
+from gevent.pywsgi import WSGIServer
 
 from dnscock import __version__
 from dnscock.config import Config, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
+from dnscock.engine import tls_settings
+from dnscock.errors import ConfigError
 from dnscock.naming import NamingOptions
+from dnscock.privileges import resolve_user, switch_user
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver
-from dnscock.server import TcpServer, UdpServer, bind_pair, bound_address
+from dnscock.server import TcpServer, UdpServer, bind_pair, bind_tcp, bound_address
 from dnscock.upstream import Forwarder
 
 log = logging.getLogger("dnscock")
@@ -57,11 +61,18 @@ def watch_options(config: Config) -> WatchOptions:
         hostnames=config.hostnames,
     )
     return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
-                        resync_interval=config.resync_interval)
+                        resync_interval=config.resync_interval, tls=tls_settings(config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
+    try:
+        watch_options(config)  # unusable engine TLS files stop us here, like any bad option
+        if config.user:
+            resolve_user(config.user)
+    except ConfigError as error:
+        print(f"dnscock: error: {error}", file=sys.stderr)
+        return 2
     setup_logging(config)
     log.info("dnscock %s serving *.%s, forwarding to %s", __version__, config.zone,
              ", ".join(str(server) for server in config.nameservers))
@@ -79,22 +90,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         log.error("cannot listen on %s: %s", config.listen, error.strerror or error)
         return 1
-    servers = [
-        UdpServer(udp_socket, resolver),
-        TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
-    ]
-    for server in servers:
+    http_socket = None
+    if config.http is not None:
+        try:
+            http_socket = bind_tcp(config.http)
+        except OSError as error:
+            log.error("cannot serve HTTP on %s: %s", config.http, error.strerror or error)
+            return 1
+    servers = {
+        "udp": UdpServer(udp_socket, resolver),
+        "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
+    }
+    watcher = DockerWatcher(config.docker_url, store, config.zone, watch_options(config))
+    http_server = None
+    if http_socket is not None:
+        http_server = build_http_server(http_socket, config, store, resolver, watcher, servers)
+    if config.user:
+        # Everything is bound and imported: no file needs opening as root from here on.
+        try:
+            switch_user(config.user)
+            tls_settings(config)  # the engine's TLS files, read again as the new user
+        except ConfigError as error:
+            log.error("%s", error)
+            return 2
+    for server in servers.values():
         server.start()
+    if http_server is not None:
+        http_server.start()
     tune_garbage_collector()
     log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
+    if http_server is not None:
+        log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
 
-    watcher = DockerWatcher(config.docker_url, store, config.zone, watch_options(config))
     watcher.start()
 
     stopping.wait()
     log.info("stopping")
-    for server in servers:
+    if http_server is not None:
+        http_server.stop(timeout=1)
+    for server in servers.values():
         server.stop(timeout=1)
     watcher.stop()
     forwarder.close()
     return 0
+
+
+def build_http_server(sock, config: Config, store: RecordStore, resolver: Resolver, watcher: DockerWatcher,
+                      servers: dict) -> WSGIServer:
+    # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
+    from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
+
+    if not config.http_token and not is_loopback(bound_address(sock)):
+        log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
+    health = Health(servers, store, watcher, config.docker_url)
+    app = HttpApi(store, resolver, health, watcher, config.http_token, is_loopback(bound_address(sock)))
+    return wsgi_server(sock, app)

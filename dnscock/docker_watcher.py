@@ -36,7 +36,7 @@ import gevent
 import requests.exceptions
 import urllib3.exceptions
 
-from dnscock.engine import EngineClient
+from dnscock.engine import EngineClient, TlsSettings
 from dnscock.errors import EngineError
 from dnscock.naming import DEFAULT_OPTIONS, NamingOptions, health, network_mode, record_from_inspect
 from dnscock.records import Record, RecordStore
@@ -66,6 +66,7 @@ class WatchOptions:
     serve_unhealthy: bool = False  # serve containers whose healthcheck says unhealthy
     grace: float = 10.0  # seconds a stopped container's names answer NOERROR with no records
     resync_interval: float = 60.0  # seconds between full re-listings; 0: never
+    tls: TlsSettings | None = None  # TLS to the engine (-tlsverify); None: plain HTTP or a unix socket
 
 
 class DockerWatcher:
@@ -100,6 +101,9 @@ class DockerWatcher:
                 log.warning("lost the Docker engine at %s: the event stream ended", self.url)
                 delay, failing = BACKOFF_FIRST, True
             except _CONNECTION_ERRORS as error:
+                # A session that got connected ends an outage: the next failure starts a new one.
+                if self.connected:
+                    delay, failing = BACKOFF_FIRST, False
                 level = logging.DEBUG if failing else logging.WARNING
                 log.log(level, "cannot reach the Docker engine at %s: %s; retrying", self.url, _short(error))
                 failing = True
@@ -114,7 +118,7 @@ class DockerWatcher:
     # -- a session: subscribe, list, follow --
 
     def _session(self) -> None:
-        client = EngineClient(self.url)
+        client = EngineClient(self.url, tls=self.options.tls)
         events = None
         resyncer = None
         try:

@@ -11,6 +11,10 @@ Debian's ``busybox-static``, since no registry is reachable.
     engine.stop()
 
 ``python -m tests.support.private_engine start|stop DIR`` does the same from a shell.
+
+``PrivateEngine(root, tls=make_certs(...))`` also listens on a free port of
+127.0.0.1 with ``--tlsverify`` (``engine.tls_url``, the same port across
+restarts); the tests' own client keeps using the unix socket.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import zlib
 from pathlib import Path
 
 import docker
+
+from tests.support.ports import free_port
+from tests.support.tls_certs import CertSet
 
 BUSYBOX_IMAGE = "local/busybox:latest"
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
@@ -66,8 +73,10 @@ def busybox_rootfs_tar() -> bytes:
 
 
 class PrivateEngine:
-    def __init__(self, root: Path, name: str | None = None) -> None:
+    def __init__(self, root: Path, name: str | None = None, tls: CertSet | None = None) -> None:
         self.root = Path(root)
+        self.tls = tls
+        self.tls_port: int | None = None  # chosen at the first start, kept across restarts
         # Interface names are at most 15 characters.
         self.name = name or f"dck{zlib.crc32(str(self.root).encode()) % 10**8:08d}"
         self.socket_path = self.root / "docker.sock"
@@ -76,6 +85,7 @@ class PrivateEngine:
         self.ipv6_prefix = f"fd00:dc0c:{self.subnet_octet:x}::/64"
         self.process: subprocess.Popen | None = None
         self._client: docker.DockerClient | None = None
+        self.answering_since: float | None = None  # time.time() of the first ping answered since the last start
 
     # -- life cycle --
 
@@ -93,6 +103,7 @@ class PrivateEngine:
             [
                 dockerd,
                 "--host", self.url,
+                *self._tls_arguments(),
                 "--data-root", str(self.root / "data"),
                 "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "dockerd.pid"),
@@ -114,6 +125,7 @@ class PrivateEngine:
                 raise EngineUnavailable(f"dockerd exited with code {self.process.returncode}: {self._log_tail()}")
             try:
                 self.client.ping()
+                self.answering_since = time.time()
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -121,6 +133,26 @@ class PrivateEngine:
                     raise EngineUnavailable(f"dockerd did not answer within {timeout:.0f}s: {self._log_tail()}")
                 time.sleep(0.05)
         self.ensure_image(BUSYBOX_IMAGE)
+
+    @property
+    def tls_url(self) -> str:
+        """``tcp://127.0.0.1:PORT``, where the engine speaks TLS and wants a client certificate."""
+        if self.tls_port is None:
+            raise RuntimeError("this engine was made without tls= or has not started")
+        return f"tcp://127.0.0.1:{self.tls_port}"
+
+    def _tls_arguments(self) -> list[str]:
+        if self.tls is None:
+            return []
+        if self.tls_port is None:
+            self.tls_port = free_port()
+        return [
+            "--host", f"tcp://127.0.0.1:{self.tls_port}",
+            "--tlsverify",
+            "--tlscacert", str(self.tls.ca),
+            "--tlscert", str(self.tls.server_cert),
+            "--tlskey", str(self.tls.server_key),
+        ]
 
     def stop(self) -> None:
         """Removes every container, stops dockerd, and waits for its containerd to exit."""
