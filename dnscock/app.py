@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -64,12 +65,32 @@ def watch_options(config: Config) -> WatchOptions:
                         resync_interval=config.resync_interval, tls=tls_settings(config))
 
 
+def check_config(config: Config) -> None:
+    """What the option parser cannot see: the engine's TLS files and the -user; raises ConfigError."""
+    watch_options(config)
+    if config.user:
+        resolve_user(config.user)
+
+
+def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket.socket | None]:
+    """The DNS sockets (UDP and TCP on one port) and the HTTP one; raises OSError naming the address."""
+    try:
+        udp_socket, tcp_socket = bind_pair(config.listen)
+    except OSError as error:
+        raise OSError(f"cannot listen on {config.listen}: {error.strerror or error}") from None
+    http_socket = None
+    if config.http is not None:
+        try:
+            http_socket = bind_tcp(config.http)
+        except OSError as error:
+            raise OSError(f"cannot serve HTTP on {config.http}: {error.strerror or error}") from None
+    return udp_socket, tcp_socket, http_socket
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
     try:
-        watch_options(config)  # unusable engine TLS files stop us here, like any bad option
-        if config.user:
-            resolve_user(config.user)
+        check_config(config)
     except ConfigError as error:
         print(f"dnscock: error: {error}", file=sys.stderr)
         return 2
@@ -82,21 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopping.set)
 
+    try:
+        udp_socket, tcp_socket, http_socket = bind_listeners(config)
+    except OSError as error:
+        log.error("%s", error)
+        return 1
     store = RecordStore()
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails)
     resolver = Resolver(config, store, forwarder)
-    try:
-        udp_socket, tcp_socket = bind_pair(config.listen)
-    except OSError as error:
-        log.error("cannot listen on %s: %s", config.listen, error.strerror or error)
-        return 1
-    http_socket = None
-    if config.http is not None:
-        try:
-            http_socket = bind_tcp(config.http)
-        except OSError as error:
-            log.error("cannot serve HTTP on %s: %s", config.http, error.strerror or error)
-            return 1
     servers = {
         "udp": UdpServer(udp_socket, resolver),
         "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
@@ -113,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             log.error("%s", error)
             return 2
+
     for server in servers.values():
         server.start()
     if http_server is not None:
@@ -121,7 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
     if http_server is not None:
         log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
-
     watcher.start()
 
     stopping.wait()
@@ -135,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def build_http_server(sock, config: Config, store: RecordStore, resolver: Resolver, watcher: DockerWatcher,
+def build_http_server(sock: socket.socket, config: Config, store: RecordStore, resolver: Resolver, watcher: DockerWatcher,
                       servers: dict) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
