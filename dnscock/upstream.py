@@ -40,6 +40,7 @@ from dnscock.errors import DnscockError
 log = logging.getLogger("dnscock.upstream")
 
 # Upstream answers that mean "this server failed", not "this is the answer".
+_RECEIVE_BUFFER = 4 * 1024 * 1024
 _FAILURE_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
 _MAX_MESSAGE = 65535
 _READS_PER_WAKEUP = 256
@@ -78,6 +79,10 @@ class _UdpChannel:
         # A plain non-blocking socket: it is only ever read when the loop says it is readable.
         self._socket = _socket.socket(family, socket.SOCK_DGRAM)
         self._socket.setblocking(False)
+        try:  # replies to a burst of forwarded queries arrive together
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
+        except OSError:
+            pass
         self._socket.connect((address.host, address.port))
         self._pending: dict[int, _Pending] = {}
         self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
@@ -227,7 +232,8 @@ class Upstream:
         while self.down:
             gevent.sleep(delay)
             try:
-                self.ask_udp(PROBE_QUERY, self.probe_timeout)
+                if _unusable(self.ask_udp(PROBE_QUERY, self.probe_timeout)) == _MALFORMED:
+                    raise UpstreamError(f"{self.address}: {_MALFORMED}")
             except (UpstreamError, OSError) as error:
                 log.debug("probe of %s: %s", self.address, error)
                 delay = min(delay * 2, PROBE_MAX)
@@ -251,6 +257,18 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+_MALFORMED = "a malformed reply"
+
+
+def _unusable(reply: bytes) -> str:
+    """Why an upstream's reply must not reach the client ("" when it may): a failure rcode, or broken."""
+    if wire.rcode(reply) in _FAILURE_RCODES:
+        return f"answered rcode {wire.rcode(reply)}"
+    if wire.records(reply) is None:
+        return _MALFORMED
+    return ""
 
 
 class _Exchange:
@@ -298,29 +316,44 @@ class _Exchange:
         upstream = self.upstream
         assert upstream is not None
         self.forwarder.unwatch(self)
-        upstream.succeeded()
         if reply[2] & 0x02:  # TC: the whole answer needs TCP, which needs a greenlet
             log.debug("upstream %s: truncated UDP answer, asking again over TCP", upstream.address)
             gevent.spawn(self._over_tcp, upstream)
             return
-        if wire.rcode(reply) in _FAILURE_RCODES:
+        problem = _unusable(reply)
+        if problem:
             upstream.errors += 1
-            self.problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
+            if problem == _MALFORMED:
+                upstream.failed()  # as good as no answer
+            else:
+                upstream.succeeded()  # alive, just unwilling
+            self.problems.append(f"{upstream.address}: {problem}")
             self.try_next()
             return
+        upstream.succeeded()
         self.finish(self.query[:2] + reply[2:], "")
 
     def _over_tcp(self, upstream: Upstream) -> None:
+        # Within this upstream's share of the time, so that the next one still gets its turn.
+        budget = max(0.0, min(self.attempt_deadline, self.deadline) - time.monotonic())
         try:
-            reply = upstream.ask_tcp(self.query, max(0.0, self.deadline - time.monotonic()))
+            reply = upstream.ask_tcp(self.query, budget)
         except UpstreamError as error:
             if error.timed_out:
                 upstream.timeouts += 1
             else:
                 upstream.errors += 1
+            upstream.failed()
             self.problems.append(str(error))
             self.try_next()
             return
+        problem = _unusable(reply)
+        if problem:
+            upstream.errors += 1
+            self.problems.append(f"{upstream.address} over TCP: {problem}")
+            self.try_next()
+            return
+        upstream.succeeded()
         self.finish(reply, "")
 
     def on_error(self, problem: str) -> None:
@@ -427,11 +460,16 @@ class Forwarder:
                 upstream.failed()
                 problems.append(str(error))
                 continue
-            upstream.succeeded()
-            if wire.rcode(reply) in _FAILURE_RCODES:
+            problem = _unusable(reply)
+            if problem:
                 upstream.errors += 1
-                problems.append(f"{upstream.address}: answered rcode {wire.rcode(reply)}")
+                if problem == _MALFORMED:
+                    upstream.failed()
+                else:
+                    upstream.succeeded()
+                problems.append(f"{upstream.address}: {problem}")
                 continue
+            upstream.succeeded()
             return reply
         raise UpstreamError("; ".join(problems) or "no time left to ask an upstream")
 
