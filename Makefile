@@ -1,14 +1,17 @@
 # dnscock: `make run ARGS="..."` sets up and runs the server; `make test` sets up and runs the tests;
 # `make bench BENCH_ARGS="..."` measures it against dnsmasq (as root; see bench/README.md);
-# `make demo` (as root) shows it answering for a few containers of a private Docker engine.
+# `make demo` (as root) shows it answering for a few containers of a private Docker engine;
+# `make fuzz` runs a million fuzzed packets; `make soak` (as root) ten minutes of load and churn.
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 DEMO_ARGS ?=
+FUZZ_ARGS ?= --cases 1000000 --json fuzz-summary.json
+SOAK_ARGS ?= --minutes 10 --json soak-results.json
 
-.PHONY: run test bench demo system-deps clean
+.PHONY: run test bench demo fuzz soak system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,12 @@ bench: $(VENV)/.dev
 
 demo: system-deps $(VENV)/.dev
 	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
+
+fuzz: $(VENV)/.dev
+	$(VENV)/bin/python scripts/fuzz.py $(FUZZ_ARGS)
+
+soak: system-deps $(VENV)/.dev
+	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

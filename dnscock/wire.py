@@ -27,19 +27,22 @@ def header_fields(data: bytes) -> tuple[int, int] | None:
     return struct.unpack_from("!HH", data)
 
 
+def _reply_header(data: bytes, rcode: int, tc: bool = False) -> tuple[int, int] | None:
+    """(id, flags) of a reply to ``data``: its id, opcode and RD bit kept, QR and RA set; None for a response."""
+    fields = header_fields(data)
+    if fields is None or fields[1] & QR:
+        return None
+    message_id, flags = fields
+    return message_id, QR | (flags & (OPCODE_MASK | RD)) | 0x0080 | (rcode & 0xF) | (0x0200 if tc else 0)
+
+
 def error_reply(data: bytes, rcode: int) -> bytes | None:
     """A bare reply (no sections) to ``data`` with ``rcode``, or None when unreadable.
 
     Keeps the id, opcode and RD bit of the query; never answers a response.
     """
-    fields = header_fields(data)
-    if fields is None:
-        return None
-    message_id, flags = fields
-    if flags & QR:
-        return None
-    flags = QR | (flags & (OPCODE_MASK | RD)) | 0x0080 | (rcode & 0xF)  # 0x0080: RA
-    return struct.pack("!HHHHHH", message_id, flags, 0, 0, 0, 0)
+    header = _reply_header(data, rcode)
+    return None if header is None else _HEADER.pack(*header, 0, 0, 0, 0)
 
 
 def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
@@ -47,17 +50,13 @@ def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
 
     For clients dnscock will not serve (REFUSED) or serves only over TCP (TC).
     """
-    fields = header_fields(data)
-    if fields is None:
+    header = _reply_header(data, rcode, tc)
+    if header is None:
         return None
-    message_id, flags = fields
-    if flags & QR:
-        return None
-    flags = QR | (flags & (OPCODE_MASK | RD)) | 0x0080 | (rcode & 0xF) | (0x0200 if tc else 0)
     end = question_end(data)
     if end is None:
-        return struct.pack("!HHHHHH", message_id, flags, 0, 0, 0, 0)
-    return struct.pack("!HHHHHH", message_id, flags, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
+        return _HEADER.pack(*header, 0, 0, 0, 0)
+    return _HEADER.pack(*header, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
 
 
 def with_id(message: bytes, message_id: int) -> bytes:
