@@ -23,7 +23,8 @@ def reverse_address(labels: tuple[str, ...]) -> str | None:
     """The IP address a full reverse name stands for (RFC 1035 §3.5, RFC 3596 §2.5), else None."""
     if len(labels) == 6 and labels[4:] == ("in-addr", "arpa"):
         octets = labels[3::-1]
-        if all(octet.isdigit() and len(octet) <= 3 and int(octet) <= 255 for octet in octets):
+        # isdigit() alone would take "¹"; the octets must be ASCII digits.
+        if all(octet.isascii() and octet.isdigit() and len(octet) <= 3 and int(octet) <= 255 for octet in octets):
             return ".".join(str(int(octet)) for octet in octets)
         return None
     if len(labels) == 34 and labels[32:] == ("ip6", "arpa"):

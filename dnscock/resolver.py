@@ -61,14 +61,33 @@ class Query:
     tcp: bool = False
     cache_key: cache.CacheKey | None = None  # set for plain queries, whose replies may be cached
     start: float = field(default_factory=perf_counter)  # when it arrived, for the latency histogram
+    masked: bool = False  # read with high octets masked: replies must get ``raw``'s question back
 
     @property
     def qtype(self) -> int:
         return self.message.q.qtype if self.message.questions else 0
 
 
-def parse_query(data: bytes) -> DNSRecord | None:
-    """The parsed message, or None when it breaks RFC 1035's rules."""
+# dnslib reads only UTF-8 labels, where DNS allows any octet (RFC 2181 §11): such a question
+# is read with its high octets masked, and every reply gets the question back as asked.
+_MASK_HIGH_OCTETS = bytes.maketrans(bytes(range(0x80, 0x100)), b"?" * 0x80)
+
+
+def parse_query(data: bytes) -> tuple[DNSRecord, bool] | None:
+    """The parsed message and whether its question was masked, or None when it breaks RFC 1035's rules."""
+    message = _parse(data)
+    masked = False
+    if message is None:
+        end = wire.question_end(data)
+        if end is not None and max(data[wire.HEADER_LENGTH:end - 4], default=0) >= 0x80:
+            name = data[wire.HEADER_LENGTH:end - 4].translate(_MASK_HIGH_OCTETS)
+            message, masked = _parse(data[:wire.HEADER_LENGTH] + name + data[end - 4:]), True
+    if message is None:
+        return None
+    return message, masked
+
+
+def _parse(data: bytes) -> DNSRecord | None:
     try:
         message = DNSRecord.parse(data)
     except Exception:  # dnslib raises several kinds on malformed input
@@ -108,23 +127,25 @@ class Resolver:
             verdict = self.rate_limiter.check(client)
             if verdict != ALLOW:
                 return self._limit(data, verdict, respond)
-        # The fastest path: a reply cached for exactly these bytes (but the id).
-        key = data[2:]
-        if self.local_cache.generation == self.store.generation:
-            entry = self.local_cache.get(key, 0.0)
-            if entry is not None:
-                reply = data[:2] + entry.template[2:]
-                respond(reply)
-                self._count_local(entry.qtype, reply, perf_counter() - start)
-                return True
-        if self.forward_cache.max_entries:
-            now = time.monotonic()
-            entry = self.forward_cache.get(key, now)
-            if entry is not None and entry.generation == self.store.generation:
-                reply = cache.render(entry, data, now)
-                respond(reply)
-                self._count_cached(entry.qtype, reply, perf_counter() - start)
-                return True
+        # The fastest path: a reply cached for exactly these bytes (but the id). UDP only: the
+        # same bytes over TCP may get a larger reply, which must never go back over UDP.
+        if not tcp:
+            key = data[2:]
+            if self.local_cache.generation == self.store.generation:
+                entry = self.local_cache.get(key, 0.0)
+                if entry is not None:
+                    reply = data[:2] + entry.template[2:]
+                    respond(reply)
+                    self._count_local(entry.qtype, reply, perf_counter() - start)
+                    return True
+            if self.forward_cache.max_entries:
+                now = time.monotonic()
+                entry = self.forward_cache.get(key, now)
+                if entry is not None and entry.generation == self.store.generation:
+                    reply = cache.render(entry, data, now)
+                    respond(reply)
+                    self._count_cached(entry.qtype, reply, perf_counter() - start)
+                    return True
         question = wire.parse_question(data)
         key = None
         if question is not None:
@@ -132,7 +153,7 @@ class Resolver:
                 log.debug("query %s. %s from %s over %s", ".".join(wire.name_labels(question.name)),
                           QTYPE.get(question.qtype), client, "tcp" if tcp else "udp")
             key = self._cache_key(question, tcp)
-            cached = self._cached(key, question, data)
+            cached = self._cached(key, question, data, tcp)
             if cached is not None:
                 reply, path = cached
                 respond(reply)
@@ -141,8 +162,8 @@ class Resolver:
             if not tcp and question.edns_version == EDNS_VERSION and self._plainly_forwarded(question):
                 self._forward_udp(data, question, key, respond, start)
                 return True
-        message = parse_query(data)
-        if message is None:
+        parsed = parse_query(data)
+        if parsed is None:
             log.debug("malformed message of %d bytes", len(data))
             reply = wire.error_reply(data, wire.RCODE_FORMERR)
             if reply is None:
@@ -151,13 +172,14 @@ class Resolver:
             respond(reply)
             self.stats.local.record(0, reply, perf_counter() - start)
             return True
+        message, masked = parsed
         if message.header.qr:
             self.stats.drop("response")
             return False  # a response: answering it could start a loop
         if question is None and log.isEnabledFor(logging.DEBUG):
             log.debug("query %s %s from %s over %s", message.q.qname, QTYPE.get(message.q.qtype), client,
                       "tcp" if tcp else "udp")
-        self.resolve(Query(data, message, tcp, key, start), respond)
+        self.resolve(Query(data, message, tcp, key, start, masked), respond)
         return True
 
     def _refuse(self, data: bytes, respond: Respond, start: float) -> bool:
@@ -218,7 +240,8 @@ class Resolver:
         return (question.name.lower(), question.qtype, question.qclass, limit,
                 question.edns_payload is not None, question.dnssec_ok)
 
-    def _cached(self, key: cache.CacheKey, question: wire.Question, data: bytes) -> tuple[bytes, str] | None:
+    def _cached(self, key: cache.CacheKey, question: wire.Question, data: bytes,
+                tcp: bool) -> tuple[bytes, str] | None:
         if question.edns_version != EDNS_VERSION:
             return None
         now = time.monotonic()
@@ -234,7 +257,8 @@ class Resolver:
             if entry is None or not self._still_forwarded(key, entry, question):
                 return None
         exact = cache.for_query(entry, question, data)
-        source.put(data[2:], exact)
+        if not tcp:
+            source.put(data[2:], exact)
         return cache.render(exact, data, now), path
 
     def _still_forwarded(self, key: cache.CacheKey, entry: cache.CachedReply, question: wire.Question) -> bool:
@@ -296,7 +320,8 @@ class Resolver:
 
         self.forwarder.submit(data, done, question.end)
 
-    def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int, qtype: int) -> None:
+    def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int, qtype: int,
+                         tcp: bool = False) -> None:
         if not self.forward_cache.max_entries:
             return
         entry = cache.forwarded_entry(answer, time.monotonic())
@@ -304,7 +329,8 @@ class Resolver:
             entry.generation = generation
             entry.qtype = qtype
             self.forward_cache.put(key, entry)
-            self.forward_cache.put(data[2:], entry)
+            if not tcp:
+                self.forward_cache.put(data[2:], entry)
 
     # -- building replies --
 
@@ -339,7 +365,8 @@ class Resolver:
         if query.cache_key is not None and generation == self.local_cache.generation:
             entry = cache.CachedReply(data, qtype=query.qtype)
             self.local_cache.put(query.cache_key, entry)
-            self.local_cache.put(query.raw[2:], entry)
+            if not query.tcp:
+                self.local_cache.put(query.raw[2:], entry)
         return data
 
     def _answer_later(self, query: Query, respond: Respond) -> None:
@@ -382,7 +409,7 @@ class Resolver:
             reply.header.rcode = wire.rcode(answer)
             return self._reply_bytes(query, reply), FORWARDED
         if query.cache_key is not None:
-            self._cache_forwarded(query.raw, query.cache_key, answer, generation, query.qtype)
+            self._cache_forwarded(query.raw, query.cache_key, answer, generation, query.qtype, query.tcp)
         return answer, FORWARDED
 
     # -- local answers --
@@ -467,7 +494,13 @@ class Resolver:
             reply.add_ar(EDNS0(udp_len=self.config.udp_payload, ext_rcode=extended_rcode))
         data = bytes(reply.pack())
         limit = self.reply_limit(query)
-        return data if len(data) <= limit else _truncate(reply, limit)
+        if len(data) > limit:
+            data = _truncate(reply, limit)
+        if query.masked and len(data) > wire.HEADER_LENGTH and data[5] == 1:
+            end = wire.question_end(query.raw)
+            if end is not None and end <= len(data):  # the same length: only octets were masked
+                data = data[:wire.HEADER_LENGTH] + query.raw[wire.HEADER_LENGTH:end] + data[end:]
+        return data
 
     def reply_limit(self, query: Query) -> int:
         """The most bytes a reply may have: 512 for UDP without EDNS0 (RFC 1035), else what both sides allow."""
@@ -493,6 +526,7 @@ def _new_reply(message: DNSRecord) -> DNSRecord:
     """
     reply = message.reply()
     reply.header.ad = 0
+    reply.header.tc = 0  # a TC bit in the query means nothing; in the reply it is ours to set
     return reply
 
 

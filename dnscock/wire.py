@@ -11,6 +11,8 @@ import struct
 from typing import NamedTuple
 
 HEADER_LENGTH = 12
+CLASSIC_UDP_LIMIT = 512
+MAX_NAME_OCTETS = 255  # RFC 1035 §2.3.4, length octets and the root included
 QR = 0x8000
 OPCODE_MASK = 0x7800
 RD = 0x0100
@@ -54,7 +56,7 @@ def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
     if header is None:
         return None
     end = question_end(data)
-    if end is None:
+    if end is None or end > CLASSIC_UDP_LIMIT:
         return _HEADER.pack(*header, 0, 0, 0, 0)
     return _HEADER.pack(*header, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
 
@@ -72,11 +74,11 @@ def question_end(data: bytes) -> int | None:
     if len(data) < HEADER_LENGTH or struct.unpack_from("!H", data, 4)[0] < 1:
         return None
     offset = HEADER_LENGTH
-    while offset < len(data):
+    while offset < len(data) and offset - HEADER_LENGTH < MAX_NAME_OCTETS:
         length = data[offset]
         if length == 0:
             end = offset + 1 + 4  # the root label, then QTYPE and QCLASS
-            return end if end <= len(data) else None
+            return end if end <= len(data) and offset + 1 - HEADER_LENGTH <= MAX_NAME_OCTETS else None
         if length > 63:
             return None
         offset += 1 + length
