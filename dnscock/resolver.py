@@ -267,7 +267,7 @@ class Resolver:
             return True
         labels = wire.name_labels(question.name)
         address = reverse_address(labels) if question.qtype == QTYPE.PTR else None
-        if self._is_local(labels) or self.store.has_alias(".".join(labels)) or (
+        if self._is_local(labels) or self.store.has_alias(_store_name(labels)) or (
             address and self.store.has_address(address)
         ):
             self.forward_cache.discard(key)
@@ -280,7 +280,7 @@ class Resolver:
     def _plainly_forwarded(self, question: wire.Question) -> bool:
         """Is this a name the store has nothing to say about (so the query goes upstream as is)?"""
         labels = wire.name_labels(question.name)
-        if self._is_local(labels) or self.store.has_alias(".".join(labels)):
+        if self._is_local(labels) or self.store.has_alias(_store_name(labels)):
             return False
         if question.qtype == QTYPE.PTR:
             address = reverse_address(labels)
@@ -427,7 +427,7 @@ class Resolver:
             reply = self._reverse_reply(message, labels)
             if reply is not None:
                 return reply
-        name = ".".join(labels)
+        name = _store_name(labels)
         aliased = self.store.by_alias(name)
         service = None
         if local:
@@ -525,9 +525,18 @@ def _new_reply(message: DNSRecord) -> DNSRecord:
     nothing (RFC 6840 §5.8), and dig sets AD in its queries.
     """
     reply = message.reply()
+    if not message.questions:  # dnslib would make one up
+        reply.questions = []
+        reply.header.q = 0
     reply.header.ad = 0
     reply.header.tc = 0  # a TC bit in the query means nothing; in the reply it is ours to set
     return reply
+
+
+def _store_name(labels: tuple[str, ...]) -> str:
+    """The name as the store spells aliases; "" when a label holds a dot (no name of ours has one)."""
+    name = ".".join(labels)
+    return name if name.count(".") == len(labels) - 1 else ""
 
 
 def _labels(message: DNSRecord) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import dns.flags
 import dns.message
@@ -64,12 +64,15 @@ class Arrival(NamedTuple):
     tcp: bool
 
 
-def _bind_pair(attempts: int = 20) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on one free port of 127.0.0.1 (the TCP port may be taken: try another)."""
+def bind_pair(attempts: int = 20, socket_module: Any = socket) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on one free port of 127.0.0.1 (the TCP port may be taken: try another).
+
+    ``socket_module`` may be ``gevent.socket``, for servers that run in greenlets.
+    """
     for _ in range(attempts):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp = socket_module.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.bind(("127.0.0.1", 0))
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp = socket_module.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             tcp.bind(("127.0.0.1", udp.getsockname()[1]))
@@ -94,7 +97,7 @@ class FakeUpstream:
         self._random = random.Random(seed)
         self._timers: set[threading.Timer] = set()
         self._closed = False
-        self._udp, self._tcp = _bind_pair()
+        self._udp, self._tcp = bind_pair()
         self.port = self._udp.getsockname()[1]
         self._tcp.listen(16)
         self.address = f"127.0.0.1:{self.port}"
@@ -182,7 +185,8 @@ class FakeUpstream:
         if question.name.labels and question.name.labels[0].lower().startswith(b"nx"):
             reply.set_rcode(dns.rcode.NXDOMAIN)
             reply.authority.append(dns.rrset.from_text(
-                question.name.parent(), 300, "IN", "SOA", f"ns.{question.name.parent()} host. 1 2 3 4 {self.ttl}"))
+                question.name.parent(), 300, "IN", "SOA",
+                f"{dns.name.Name((b'ns',) + question.name.parent().labels)} host. 1 2 3 4 {self.ttl}"))
         elif question.rdtype == dns.rdatatype.A:
             base = self.answer_ip.rsplit(".", 1)[0]
             last = int(self.answer_ip.rsplit(".", 1)[1])
@@ -225,7 +229,10 @@ class FakeUpstream:
             except Exception:
                 continue
             self._record(query, tcp=False)
-            datagrams = self.datagrams_for(query, data, tcp=False)
+            try:
+                datagrams = self.datagrams_for(query, data, tcp=False)
+            except Exception:  # a fake upstream must never die of an odd question
+                continue
             if not datagrams:
                 continue
             if self.mode == "slow":

@@ -66,3 +66,16 @@ def test_refusals_never_echo_a_name_over_255_octets_or_grow_past_512():
     assert reply is not None and len(reply) == 12 and dns.message.from_wire(reply).rcode() == 5
     resolver, _ = make_resolver("-allow-from=10.0.0.0/8")
     assert len(handle(resolver, too_long)) == 12
+
+
+def test_a_label_holding_a_dot_is_not_an_alias():
+    resolver, _ = make_resolver()  # web has the alias www.example.com
+    data = bytes.fromhex("000101000001000000000000" "0b7777772e6578616d706c6503636f6d0000010001")  # "www\\.example" "com"
+    reply = dns.message.from_wire(handle(resolver, data))
+    assert not any(rr.address == "10.0.0.3" for rrset in reply.answer for rr in rrset)
+
+
+def test_a_formerr_to_a_message_without_a_question_invents_none():
+    resolver, _ = make_resolver()
+    reply = handle(resolver, bytes.fromhex("123401000000000000000000"))
+    assert reply[4:6] == b"\x00\x00" and reply[3] & 0x0F == 1
