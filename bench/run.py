@@ -51,6 +51,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
@@ -117,15 +119,7 @@ class Processes:
         return process
 
     def stop(self, process: subprocess.Popen, timeout: float = 10.0) -> int | None:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                process.wait()
+        stop_process(process, timeout)
         if process in self.live:
             self.live.remove(process)
         return process.returncode

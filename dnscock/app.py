@@ -65,11 +65,12 @@ def watch_options(config: Config) -> WatchOptions:
                         resync_interval=config.resync_interval, tls=tls_settings(config))
 
 
-def check_config(config: Config) -> None:
+def check_config(config: Config) -> WatchOptions:
     """What the option parser cannot see: the engine's TLS files and the -user; raises ConfigError."""
-    watch_options(config)
+    options = watch_options(config)
     if config.user:
         resolve_user(config.user)
+    return options
 
 
 def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket.socket | None]:
@@ -90,7 +91,7 @@ def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
     try:
-        check_config(config)
+        options = check_config(config)
     except ConfigError as error:
         print(f"dnscock: error: {error}", file=sys.stderr)
         return 2
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "udp": UdpServer(udp_socket, resolver),
         "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
     }
-    watcher = DockerWatcher(config.docker_url, store, config.zone, watch_options(config))
+    watcher = DockerWatcher(config.docker_url, store, config.zone, options)
     http_server = None
     if http_socket is not None:
         http_server = build_http_server(http_socket, config, store, resolver, watcher, servers)

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from dnscock.config import Address, parse_optional_listen
+from dnscock.config import Address, load_config, parse_optional_listen
 
 TIMEOUT = 5.0
 COLUMNS = ("NAMES", "IMAGE", "IPS", "TTL", "ALIASES", "NETWORKS", "HEALTH", "ID")
@@ -31,8 +31,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _server_address() -> Address | None:
-    from dnscock.config import load_config
-
     return load_config([]).http
 
 

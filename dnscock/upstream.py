@@ -48,8 +48,9 @@ _SWEEP_INTERVAL = 0.01  # how often timed-out exchanges are looked for (seconds)
 PROBE_QUERY = bytes(DNSRecord.question(".", "NS").pack())
 PROBE_FIRST, PROBE_MAX = 0.5, 30.0
 
-# Called once per forwarded query: (the reply with the client's id, or None; what went wrong).
-Done = Callable[[bytes | None, str], None]
+# Called once per forwarded query: (the reply with the client's id, or None; what went wrong;
+# where the reply's records sit, as the check for malformed replies found them, so no one reads them again).
+Done = Callable[[bytes | None, str, list[wire.RecordInfo] | None], None]
 
 
 class UpstreamError(DnscockError):
@@ -211,6 +212,28 @@ class Upstream:
 
     # -- health --
 
+    def judge(self, reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
+        """Books a reply: ("" when it may reach the client, else why not; its records).
+
+        A malformed reply counts as a failure, a refusal as a sign of life.
+        """
+        problem, infos = _unusable(reply)
+        if problem:
+            self.errors += 1
+        if problem == _MALFORMED:
+            self.failed()  # as good as no answer
+        else:
+            self.succeeded()  # alive, if perhaps unwilling
+        return problem, infos
+
+    def ask_failed(self, error: UpstreamError) -> None:
+        """Books an exchange that got no reply at all."""
+        if error.timed_out:
+            self.timeouts += 1
+        else:
+            self.errors += 1
+        self.failed()
+
     def succeeded(self) -> None:
         self.fails = 0
         if self.down:
@@ -232,7 +255,7 @@ class Upstream:
         while self.down:
             gevent.sleep(delay)
             try:
-                if _unusable(self.ask_udp(PROBE_QUERY, self.probe_timeout)) == _MALFORMED:
+                if _unusable(self.ask_udp(PROBE_QUERY, self.probe_timeout))[0] == _MALFORMED:
                     raise UpstreamError(f"{self.address}: {_MALFORMED}")
             except (UpstreamError, OSError) as error:
                 log.debug("probe of %s: %s", self.address, error)
@@ -262,13 +285,12 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
 _MALFORMED = "a malformed reply"
 
 
-def _unusable(reply: bytes) -> str:
-    """Why an upstream's reply must not reach the client ("" when it may): a failure rcode, or broken."""
+def _unusable(reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
+    """Why an upstream's reply must not reach the client ("" when it may: a failure rcode, or broken), and its records."""
     if wire.rcode(reply) in _FAILURE_RCODES:
-        return f"answered rcode {wire.rcode(reply)}"
-    if wire.records(reply) is None:
-        return _MALFORMED
-    return ""
+        return f"answered rcode {wire.rcode(reply)}", None
+    infos = wire.records(reply)
+    return ("" if infos is not None else _MALFORMED), infos
 
 
 class _Exchange:
@@ -320,18 +342,12 @@ class _Exchange:
             log.debug("upstream %s: truncated UDP answer, asking again over TCP", upstream.address)
             gevent.spawn(self._over_tcp, upstream)
             return
-        problem = _unusable(reply)
+        problem, infos = upstream.judge(reply)
         if problem:
-            upstream.errors += 1
-            if problem == _MALFORMED:
-                upstream.failed()  # as good as no answer
-            else:
-                upstream.succeeded()  # alive, just unwilling
             self.problems.append(f"{upstream.address}: {problem}")
             self.try_next()
             return
-        upstream.succeeded()
-        self.finish(self.query[:2] + reply[2:], "")
+        self.finish(self.query[:2] + reply[2:], "", infos)
 
     def _over_tcp(self, upstream: Upstream) -> None:
         # Within this upstream's share of the time, so that the next one still gets its turn.
@@ -339,22 +355,16 @@ class _Exchange:
         try:
             reply = upstream.ask_tcp(self.query, budget)
         except UpstreamError as error:
-            if error.timed_out:
-                upstream.timeouts += 1
-            else:
-                upstream.errors += 1
-            upstream.failed()
+            upstream.ask_failed(error)
             self.problems.append(str(error))
             self.try_next()
             return
-        problem = _unusable(reply)
+        problem, infos = upstream.judge(reply)
         if problem:
-            upstream.errors += 1
             self.problems.append(f"{upstream.address} over TCP: {problem}")
             self.try_next()
             return
-        upstream.succeeded()
-        self.finish(reply, "")
+        self.finish(reply, "", infos)
 
     def on_error(self, problem: str) -> None:
         self.forwarder.unwatch(self)
@@ -375,10 +385,10 @@ class _Exchange:
         self.problems.append(f"{upstream.address}: {problem}")
         self.try_next()
 
-    def finish(self, reply: bytes | None, problem: str) -> None:
+    def finish(self, reply: bytes | None, problem: str, infos: list[wire.RecordInfo] | None = None) -> None:
         self.forwarder.in_flight -= 1
         try:
-            self.done(reply, problem)
+            self.done(reply, problem, infos)
         except Exception:
             log.exception("failed to deliver a forwarded answer")
 
@@ -435,7 +445,7 @@ class Forwarder:
         """
         if not tcp:
             result = gevent.event.AsyncResult()
-            self.submit(query, lambda reply, problem: result.set((reply, problem)))
+            self.submit(query, lambda reply, problem, infos=None: result.set((reply, problem)))
             reply, problem = result.get()
             if reply is None:
                 raise UpstreamError(problem)
@@ -453,23 +463,13 @@ class Forwarder:
             try:
                 reply = upstream.ask_tcp(query, remaining / (len(candidates) - position))
             except UpstreamError as error:
-                if error.timed_out:
-                    upstream.timeouts += 1
-                else:
-                    upstream.errors += 1
-                upstream.failed()
+                upstream.ask_failed(error)
                 problems.append(str(error))
                 continue
-            problem = _unusable(reply)
+            problem, _ = upstream.judge(reply)
             if problem:
-                upstream.errors += 1
-                if problem == _MALFORMED:
-                    upstream.failed()
-                else:
-                    upstream.succeeded()
                 problems.append(f"{upstream.address}: {problem}")
                 continue
-            upstream.succeeded()
             return reply
         raise UpstreamError("; ".join(problems) or "no time left to ask an upstream")
 

@@ -30,6 +30,7 @@ import pytest
 from tests.support.dnscock_process import ROOT, rcode
 from tests.support.engine_proxy import EngineProxy, allowed
 from tests.support.private_engine import PrivateEngine
+from tests.support.processes import stop_process
 
 CONFIG = ROOT / "conf" / "engine-proxy.haproxy.cfg"
 # From haproxy's httplog line: the status, then the bytes, ... then "METHOD TARGET HTTP/1.1".
@@ -97,13 +98,7 @@ class Haproxy:
             return "\n".join(self.lines)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture

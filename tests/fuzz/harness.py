@@ -64,6 +64,7 @@ from dnscock.resolver import Resolver
 from dnscock.upstream import Forwarder
 from tests.fuzz.strategies import FuzzCase
 from tests.support.fake_upstream import bind_pair
+from tests.support.processes import stop_process
 
 log = logging.getLogger("tests.fuzz.harness")
 
@@ -671,13 +672,7 @@ class FakeEngineProcess:
         self.url = f"unix://{self.socket}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.socket.unlink(missing_ok=True)

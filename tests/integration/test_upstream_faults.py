@@ -44,6 +44,7 @@ import pytest
 from bench.fake_engine import container_ip, make_image
 from tests.support.dnscock_process import DnscockProcess, rcode
 from tests.support.fake_upstream import ANSWER_IP, FakeUpstream
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,12 +143,7 @@ def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeEngine
             names.setdefault(f"{image}.docker", []).append(container_ip(index))
         yield FakeEngineProcess(f"unix://{socket_path}", process, {key: sorted(v) for key, v in names.items()})
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 class LocalTraffic:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
@@ -100,14 +101,7 @@ class DnscockProcess:
             time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
 
 def rcode(reply: dns.message.Message) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 import docker
 
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 from tests.support.tls_certs import CertSet
 
 BUSYBOX_IMAGE = "local/busybox:latest"
@@ -162,12 +163,7 @@ class PrivateEngine:
                     container.remove(force=True)
             except Exception:
                 pass
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=20)
         self.wait_for_containerd()
         if self._client is not None:
             self._client.close()
