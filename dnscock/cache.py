@@ -101,11 +101,15 @@ def render(entry: CachedReply, query: bytes, now: float) -> bytes:
     return query[:2] + entry.counted[2:]
 
 
-def forwarded_entry(reply: bytes, now: float) -> CachedReply | None:
-    """A cache entry for an upstream reply, or None when it must not be cached."""
+def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | None = None) -> CachedReply | None:
+    """A cache entry for an upstream reply, or None when it must not be cached.
+
+    ``infos`` are the reply's records when the caller has read them already.
+    """
     if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & 0x02:
         return None
-    infos = wire.records(reply)
+    if infos is None:
+        infos = wire.records(reply)
     if infos is None:
         return None
     counted = [info for info in infos if info.rtype != wire.TYPE_OPT]

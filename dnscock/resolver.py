@@ -299,7 +299,7 @@ class Resolver:
             return
         generation = self.store.generation
 
-        def done(answer: bytes | None, problem: str) -> None:
+        def done(answer: bytes | None, problem: str, infos: list[wire.RecordInfo] | None = None) -> None:
             if answer is None:
                 self.warnings.warning("forward", "forwarding %s failed: %s",
                                       ".".join(wire.name_labels(question.name)), problem)
@@ -313,7 +313,7 @@ class Resolver:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("forwarded %s: %s, %d bytes", ".".join(wire.name_labels(question.name)),
                               RCODE.get(wire.rcode(answer)), len(answer))
-                self._cache_forwarded(data, key, answer, generation, question.qtype)
+                self._cache_forwarded(data, key, answer, generation, question.qtype, infos=infos)
                 reply = answer
             respond(reply)
             record(question.qtype, reply, perf_counter() - start)
@@ -321,10 +321,10 @@ class Resolver:
         self.forwarder.submit(data, done, question.end)
 
     def _cache_forwarded(self, data: bytes, key: cache.CacheKey, answer: bytes, generation: int, qtype: int,
-                         tcp: bool = False) -> None:
+                         tcp: bool = False, infos: list[wire.RecordInfo] | None = None) -> None:
         if not self.forward_cache.max_entries:
             return
-        entry = cache.forwarded_entry(answer, time.monotonic())
+        entry = cache.forwarded_entry(answer, time.monotonic(), infos)
         if entry is not None:
             entry.generation = generation
             entry.qtype = qtype
