@@ -5,9 +5,13 @@ Cases (``--cases``, comma-separated; all by default):
 - ``local``: names of real containers on a private Docker engine; dnscock
   against dnsmasq answering the same names from a hosts file.
 - ``forward-uncached``: unique names, so every query goes upstream; dnscock
-  forwarding to dnsmasq against that dnsmasq queried directly.
+  forwarding to an upstream dnsmasq against dnsmasq doing the same job
+  (``dnsmasq-forwarding``: cache off, forwarding to the same upstream; the
+  ratio and the bar), and against the upstream queried directly
+  (``dnsmasq-direct``: one receive and one send a query instead of two each;
+  a second ratio, shown without a bar).
 - ``forward-cached``: 1000 names warmed through dnscock's forward cache;
-  dnscock against the upstream dnsmasq queried directly.
+  dnscock against the upstream dnsmasq queried directly (``dnsmasq-direct``).
 - ``scale``: local names from a fake engine with 10 and with 10,000
   containers (bench/fake_engine.py); QPS at 10,000 against QPS at 10.
 - ``events``: ``docker run`` / ``docker stop`` on the private engine: time
@@ -18,9 +22,10 @@ Cases (``--cases``, comma-separated; all by default):
 
 Every server under test runs alone on CPU 1, dnsperf on CPU 0. Queries and
 answers only travel over 127.0.0.1. The figures go to a table on stdout and
-to a JSON file (``--json``); the bars are marked PASS/FAIL but never change
-the exit code: 1 only when a case could not run, 2 for a usage problem (not
-root). Progress goes to stderr.
+to a JSON file (``--json``), with every dnsperf run and the ratio of each
+round, whose lowest and highest the table shows (the run-to-run noise); the
+bars are marked PASS/FAIL but never change the exit code: 1 only when a case
+could not run, 2 for a usage problem (not root). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ DNSMASQ_COMMON = [
 ]
 FWD_ADDRESS = "192.0.2.1"
 FWD_TTL = 3600  # so that dnscock's forward cache keeps the answers for the whole run
+# The names of the references in the table and the JSON.
+FORWARDING = "dnsmasq-forwarding"  # dnsmasq with its cache off, forwarding to the upstream: the same job as dnscock
+DIRECT = "dnsmasq-direct"  # the upstream dnsmasq itself, queried directly (moved to the server CPU meanwhile)
+COMPARED_CASES = ("local", "forward-uncached", "forward-cached", "scale")  # dnscock's QPS against a reference's
 UNCACHED_NAMES_PER_SECOND = 80_000
 CACHED_NAMES = 1000
 SCALE_NAMES = 1000
@@ -83,7 +92,7 @@ SMOKE = dict(seconds=1, rounds=1, containers=6, scale_containers=200, sync_conta
 
 BARS = {  # case key -> (label, comparison, limit)
     "local": ("local ratio", ">=", 0.8),
-    "forward-uncached": ("forward-uncached ratio", ">=", 0.3),
+    "forward-uncached": ("forward-uncached ratio (vs dnsmasq-forwarding)", ">=", 0.9),
     "forward-cached": ("forward-cached ratio", ">=", 0.8),
     "scale": ("scale ratio ({n}/10)", ">=", 0.9),
     "events-start": ("event->answer p50 ms (start)", "<", 20.0),
@@ -506,6 +515,8 @@ def parse_dnsperf(output: str) -> dict[str, Any]:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "qps": statistics.fmean(run["qps"] for run in runs),
+        "qps_min": min(run["qps"] for run in runs),
+        "qps_max": max(run["qps"] for run in runs),
         "latency_ms": statistics.fmean(run["latency_ms"] for run in runs),
         "stddev_ms": statistics.fmean(run["stddev_ms"] for run in runs),
         "lost": sum(run["lost"] for run in runs),
@@ -700,16 +711,22 @@ class Bench:
     # -- measuring --
 
     def dnsperf(self, port: int, query_file: Path, server_pid: int, seconds: int | None = None,
-                what: str = "") -> dict[str, Any]:
-        """One dnsperf run against 127.0.0.1:``port``; also how busy the server's process was meanwhile."""
+                what: str = "", upstream_pid: int | None = None) -> dict[str, Any]:
+        """One dnsperf run against 127.0.0.1:``port``; also how busy the server's process was meanwhile.
+
+        With ``upstream_pid`` (a forwarder under test), how busy its upstream was too.
+        """
         seconds = seconds or self.o.seconds
         command = ["taskset", "-c", LOAD_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file),
                    "-l", str(seconds), "-c", "10", "-q", "100"]
         cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
+        upstream_before = cpu_seconds(upstream_pid) if upstream_pid else 0.0
         process = self.processes.spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             output, _ = process.communicate(timeout=seconds + 60)
-            server_cpu = (cpu_seconds(server_pid) - cpu_before) / (time.monotonic() - wall_before)
+            wall = time.monotonic() - wall_before
+            server_cpu = (cpu_seconds(server_pid) - cpu_before) / wall
+            upstream_cpu = (cpu_seconds(upstream_pid) - upstream_before) / wall if upstream_pid else None
         except subprocess.TimeoutExpired:
             raise BenchError(f"dnsperf did not finish within {seconds + 60}s") from None
         finally:
@@ -718,6 +735,8 @@ class Bench:
             raise BenchError(f"dnsperf exited with code {process.returncode}:\n{output[-1500:]}")
         figures = parse_dnsperf(output)
         figures["server_cpu_pct"] = 100 * server_cpu
+        if upstream_cpu is not None:
+            figures["upstream_cpu_pct"] = 100 * upstream_cpu
         answered = sum(figures["codes"].values()) or 1
         odd = {code: count for code, count in figures["codes"].items() if code != "NOERROR"}
         if sum(odd.values()) > 0.01 * answered:
@@ -725,24 +744,44 @@ class Bench:
             say(f"warning: {what}: answers other than NOERROR: {odd} of {answered}")
         if figures["lost"] > 0.01 * max(figures["sent"], 1):
             self.warnings.append(f"{what}: {figures['lost']} of {figures['sent']} queries lost")
+        upstream = f", upstream CPU {figures['upstream_cpu_pct']:.0f}%" if upstream_cpu is not None else ""
         say(f"{what}: {figures['qps']:,.0f} qps, {figures['latency_ms']:.3f} ms, lost {figures['lost']}, "
-            f"server CPU {figures['server_cpu_pct']:.0f}%")
+            f"server CPU {figures['server_cpu_pct']:.0f}%{upstream}")
         return figures
 
-    def alternate(self, case: str, dnscock_side: Callable[[int], dict], reference_side: Callable[[int], dict],
-                  reference: str) -> dict[str, Any]:
-        """dnscock, reference, dnscock, reference, ...: ``--rounds`` of each, in one session."""
-        ours, theirs = [], []
+    def alternate(self, case: str, dnscock_side: Callable[[int], dict],
+                  references: Sequence[tuple[str, Callable[[int], dict]]]) -> dict[str, Any]:
+        """dnscock, then each reference in turn, ``--rounds`` times over, in one session.
+
+        The first reference gives ``reference``, ``ratio`` (mean QPS over
+        mean QPS, the figure the bar judges) and ``ratio_rounds`` (dnscock's
+        QPS over the reference's, round by round: their lowest and highest
+        show the noise); any further one goes under ``other_references``,
+        by name, with the same keys.
+        """
+        ours: list[dict] = []
+        theirs: dict[str, list[dict]] = {name: [] for name, _ in references}
         for round_index in range(self.o.rounds):
             ours.append(dnscock_side(round_index))
-            theirs.append(reference_side(round_index))
-        result = {"dnscock": summarize(ours), "reference": summarize(theirs), "reference_name": reference}
-        result["ratio"] = result["dnscock"]["qps"] / result["reference"]["qps"]
-        busy = (result["dnscock"]["server_cpu_pct"], result["reference"]["server_cpu_pct"])
-        if min(busy) < UNSATURATED_CPU_PCT:
-            self.warnings.append(
-                f"{case}: the servers used only {busy[0]:.0f}% / {busy[1]:.0f}% of CPU 1: dnsperf or other load on "
-                "the machine limited the rates, so the ratio says little about the servers")
+            for name, side in references:
+                theirs[name].append(side(round_index))
+        mine = summarize(ours)
+        compared = {}
+        for name, runs in theirs.items():
+            summary = summarize(runs)
+            per_round = [a["qps"] / b["qps"] if b["qps"] else math.nan for a, b in zip(ours, runs)]
+            compared[name] = {"reference": summary, "reference_name": name,
+                              "ratio": mine["qps"] / summary["qps"] if summary["qps"] else math.nan,
+                              "ratio_rounds": per_round, "ratio_min": min(per_round), "ratio_max": max(per_round)}
+            busy = (mine["server_cpu_pct"], summary["server_cpu_pct"])
+            if min(busy) < UNSATURATED_CPU_PCT:
+                self.warnings.append(
+                    f"{case}: dnscock and {name} used only {busy[0]:.0f}% / {busy[1]:.0f}% of CPU 1: dnsperf or "
+                    "other load on the machine limited the rates, so the ratio says little about the servers")
+        first, *others = (name for name, _ in references)
+        result = {"dnscock": mine, **compared[first]}
+        if others:
+            result["other_references"] = {name: compared[name] for name in others}
         self.results[case] = result
         return result
 
@@ -771,20 +810,22 @@ class Bench:
             self.alternate(
                 "local",
                 lambda r: self.dnsperf(main.port, query_file, main.pid, what=f"local: dnscock round {r + 1}"),
-                lambda r: self.dnsperf(reference.port, query_file, reference.pid,
-                                       what=f"local: dnsmasq round {r + 1}"),
-                "dnsmasq (hosts file)",
+                [("dnsmasq (hosts file)", lambda r: self.dnsperf(reference.port, query_file, reference.pid,
+                                                                 what=f"local: dnsmasq round {r + 1}"))],
             )
             self.results["local"].update(containers=self.o.containers, names=len(unique))
         finally:
             self.processes.stop(reference.process)
 
-    def _compare_forwarded(self, name: str) -> None:
-        main, upstream = self._main(), self._upstream()
-        ours, theirs = ask(main.port, name), ask(upstream.port, name)
-        if addresses(ours) != [FWD_ADDRESS] or addresses(theirs) != [FWD_ADDRESS]:
-            raise BenchError(f"{name}: dnscock answers {rcode_text(ours)} {addresses(ours)}, "
-                             f"dnsmasq {rcode_text(theirs)} {addresses(theirs)} (expected {FWD_ADDRESS})")
+    def _compare_forwarded(self, name: str, forwarder: Dnsmasq | None = None) -> None:
+        """dnscock, the upstream (and ``forwarder``) all answer ``name`` with FWD_ADDRESS."""
+        servers = [("dnscock", self._main().port), (DIRECT, self._upstream().port)]
+        if forwarder is not None:
+            servers.append((FORWARDING, forwarder.port))
+        replies = [(label, ask(port, name)) for label, port in servers]
+        if any(addresses(reply) != [FWD_ADDRESS] for _, reply in replies):
+            raise BenchError(f"{name}: " + ", ".join(f"{label} answers {rcode_text(reply)} {addresses(reply)}"
+                                                      for label, reply in replies) + f" (expected {FWD_ADDRESS})")
 
     def _upstream_alone(self, upstream: Dnsmasq, measure: Callable[[], dict]) -> dict:
         """Measures the upstream directly, moved to the server CPU meanwhile."""
@@ -795,21 +836,38 @@ class Bench:
             upstream.pin(LOAD_CPU)
 
     def case_forward_uncached(self) -> None:
+        """Every round: dnscock, dnsmasq-forwarding, dnsmasq-direct, each with that round's unique names.
+
+        Neither forwarder nor the upstream keeps an answer dnsmasq-forwarding
+        could reuse (both with --cache-size=0), and dnscock's forward cache
+        never sees a round's names before that round.
+        """
         main, upstream = self._main(), self._upstream()
-        self._compare_forwarded("check.fwd.test")
-        count = UNCACHED_NAMES_PER_SECOND * self.o.seconds
-        say(f"forward-uncached: writing {self.o.rounds} files of {count:,} unique names")
-        files = [write_lines(self.tmp / f"uncached-{r}.queries", (f"q{i}.r{r}.fwd.test A" for i in range(count)))
-                 for r in range(self.o.rounds)]
-        self.alternate(
-            "forward-uncached",
-            lambda r: self.dnsperf(main.port, files[r], main.pid, what=f"forward-uncached: dnscock round {r + 1}"),
-            lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
-                upstream.port, files[r], upstream.pid, what=f"forward-uncached: dnsmasq round {r + 1}")),
-            "dnsmasq (upstream, direct)",
-        )
-        for r in range(self.o.rounds):
-            files[r].unlink()
+        forwarder = Dnsmasq(self.processes, self.tmp, "forwarding", SERVER_CPU,
+                            ["--cache-size=0", "--no-resolv", f"--server=127.0.0.1#{upstream.port}"],
+                            probe="probe.fwd.test")
+        try:
+            say(f"forward-uncached: {FORWARDING} (cache off) on 127.0.0.1:{forwarder.port} (PID {forwarder.pid}, "
+                f"CPU {SERVER_CPU}) forwarding to the upstream on 127.0.0.1:{upstream.port}")
+            self._compare_forwarded("check.fwd.test", forwarder)
+            count = UNCACHED_NAMES_PER_SECOND * self.o.seconds
+            say(f"forward-uncached: writing {self.o.rounds} files of {count:,} unique names")
+            files = [write_lines(self.tmp / f"uncached-{r}.queries",
+                                 (f"q{i}.r{r}.fwd.test A" for i in range(count)))
+                     for r in range(self.o.rounds)]
+            self.alternate(
+                "forward-uncached",
+                lambda r: self.dnsperf(main.port, files[r], main.pid, upstream_pid=upstream.pid,
+                                       what=f"forward-uncached: dnscock round {r + 1}"),
+                [(FORWARDING, lambda r: self.dnsperf(forwarder.port, files[r], forwarder.pid, upstream_pid=upstream.pid,
+                                                     what=f"forward-uncached: {FORWARDING} round {r + 1}")),
+                 (DIRECT, lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
+                     upstream.port, files[r], upstream.pid, what=f"forward-uncached: {DIRECT} round {r + 1}")))],
+            )
+            for r in range(self.o.rounds):
+                files[r].unlink()
+        finally:
+            self.processes.stop(forwarder.process)
 
     def case_forward_cached(self) -> None:
         main, upstream = self._main(), self._upstream()
@@ -819,9 +877,8 @@ class Bench:
         self.alternate(
             "forward-cached",
             lambda r: self.dnsperf(main.port, query_file, main.pid, what=f"forward-cached: dnscock round {r + 1}"),
-            lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
-                upstream.port, query_file, upstream.pid, what=f"forward-cached: dnsmasq round {r + 1}")),
-            "dnsmasq (upstream, direct)",
+            [(DIRECT, lambda r: self._upstream_alone(upstream, lambda: self.dnsperf(
+                upstream.port, query_file, upstream.pid, what=f"forward-cached: {DIRECT} round {r + 1}")))],
         )
 
     def case_scale(self) -> None:
@@ -859,7 +916,7 @@ class Bench:
                 dnscock.stop()
 
         result = self.alternate("scale", lambda r: measure(self.fake_large, r),
-                                lambda r: measure(self.fake_small, r), f"dnscock with {SMALL_ENGINE} containers")
+                                [(f"dnscock with {SMALL_ENGINE} containers", lambda r: measure(self.fake_small, r))])
         result.update(containers=self.o.scale_containers, small_containers=SMALL_ENGINE,
                       rss_after_sync_mib=max(rss_synced), rss_after_queries_mib=max(rss_after))
 
@@ -1105,7 +1162,7 @@ def machine_info() -> dict[str, Any]:
 
 def bar_values(results: dict[str, Any]) -> dict[str, float]:
     values: dict[str, float] = {}
-    for case in ("local", "forward-uncached", "forward-cached", "scale"):
+    for case in COMPARED_CASES:
         if case in results:
             values[case] = results[case]["ratio"]
     if "events" in results:
@@ -1152,19 +1209,32 @@ def report(options: Options, results: dict[str, Any], errors: dict[str, str], ba
                f"dnscock on CPU {SERVER_CPU}, dnsperf on CPU {LOAD_CPU})")
     out.append("")
     rows = []
-    for case in ("local", "forward-uncached", "forward-cached", "scale"):
+
+    def row(label: str, ours: dict[str, Any], compared: dict[str, Any]) -> list[str]:
+        theirs = compared["reference"]
+        spread = (f"{compared['ratio_min']:.2f}-{compared['ratio_max']:.2f}"
+                  if len(compared["ratio_rounds"]) > 1 else "-")
+        return [label, f"{ours['qps']:,.0f}", f"{theirs['qps']:,.0f}", f"{compared['ratio']:.2f}", spread,
+                f"{ours['latency_ms']:.3f}", f"{theirs['latency_ms']:.3f}",
+                f"{ours['server_cpu_pct']:.0f}/{theirs['server_cpu_pct']:.0f}", f"{ours['lost']}/{theirs['lost']}",
+                compared["reference_name"]]
+
+    for case in COMPARED_CASES:
         if case in results:
             r = results[case]
             label = case if case != "scale" else f"scale ({r['containers']} vs {r['small_containers']})"
-            rows.append([label, f"{r['dnscock']['qps']:,.0f}", f"{r['reference']['qps']:,.0f}", f"{r['ratio']:.2f}",
-                         f"{r['dnscock']['latency_ms']:.3f}", f"{r['reference']['latency_ms']:.3f}",
-                         f"{r['dnscock']['server_cpu_pct']:.0f}/{r['reference']['server_cpu_pct']:.0f}",
-                         f"{r['dnscock']['lost']}/{r['reference']['lost']}", r["reference_name"]])
+            rows.append(row(label, r["dnscock"], r))
+            for other in r.get("other_references", {}).values():
+                rows.append(row(f"  {case}", r["dnscock"], other))
         elif case in options.cases:
-            rows.append([case, "-", "-", "-", "-", "-", "-", "-", f"ERROR: {errors.get(case, '?').splitlines()[0]}"])
+            rows.append([case, "-", "-", "-", "-", "-", "-", "-", "-",
+                         f"ERROR: {errors.get(case, '?').splitlines()[0]}"])
     if rows:
-        headers = ["case", "dnscock QPS", "ref QPS", "ratio", "dnscock ms", "ref ms", "CPU %", "lost", "reference"]
+        headers = ["case", "dnscock QPS", "ref QPS", "ratio", "min-max", "dnscock ms", "ref ms", "CPU %", "lost",
+                   "reference"]
         out.append(table(headers, rows))
+        if options.rounds > 1 and any(case in results for case in COMPARED_CASES):
+            out.append("(ratio: mean QPS over mean QPS; min-max: lowest and highest of the rounds' own ratios)")
         out.append("")
     if "events" in results:
         e = results["events"]
@@ -1207,8 +1277,12 @@ def smoke_problems(options: Options, results: dict[str, Any]) -> list[str]:
             problems.append(f"{case}: no figures")
             continue
         r = results[case]
-        if case in ("local", "forward-uncached", "forward-cached", "scale"):
-            figures = {"dnscock qps": r["dnscock"]["qps"], "reference qps": r["reference"]["qps"], "ratio": r["ratio"]}
+        if case in COMPARED_CASES:
+            figures = {"dnscock qps": r["dnscock"]["qps"]}
+            for compared in (r, *r.get("other_references", {}).values()):
+                name = compared["reference_name"]
+                figures[f"{name} qps"] = compared["reference"]["qps"]
+                figures[f"ratio to {name}"] = compared["ratio"]
         elif case == "events":
             figures = {"iterations": r["iterations"], "start samples": len(r["start_ms"]["samples"]),
                        "stop samples": len(r["stop_ms"]["samples"])}

@@ -1,4 +1,4 @@
-"""Records -> resource records: A/AAAA, PTR, SRV, TXT, SOA and minimal ANY (pure functions).
+"""Records -> resource records: A/AAAA, PTR, SRV, TXT, SOA, NS and minimal ANY (pure, no I/O).
 
 A container's canonical name is ``<container-name>.<image-name>.<environment>.<domain>``;
 PTR and SRV records point at it.
@@ -7,16 +7,21 @@ PTR and SRV records point at it.
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
+from collections.abc import Callable, Sequence
 
-from dnslib import AAAA, CLASS, PTR, QTYPE, RR, SOA, SRV, TXT, A, DNSLabel
-from dnslib.dns import RD
-
+from dnscock import wire
+from dnscock.packing import RR, Name
 from dnscock.records import Record
 
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
+# The NS records and their addresses are fixed for the life of the process: resolvers may keep
+# them an hour (a TTL of -ttl, often 0, would make a stub-priming resolver prime before every query).
+NS_TTL = 3600
 TXT_STRING_MAX = 255
-# RFC 8482 §4.2: HINFO with CPU "RFC8482" and an empty OS (dnslib has no HINFO type).
-HINFO_RFC8482 = RD(b"\x07RFC8482\x00")
+# RFC 8482 §4.2: HINFO with CPU "RFC8482" and an empty OS.
+HINFO_RFC8482 = b"\x07RFC8482\x00"
 
 
 def reverse_address(labels: tuple[str, ...]) -> str | None:
@@ -44,46 +49,72 @@ def srv_service(labels: tuple[str, ...]) -> tuple[int, str, tuple[str, ...]] | N
     return int(port), labels[1][1:], labels[2:]
 
 
+def address_rdata(address: str) -> tuple[int, bytes]:
+    """(A or AAAA, the address's octets)."""
+    if ":" in address:
+        return wire.TYPE_AAAA, socket.inet_pton(socket.AF_INET6, address)
+    return wire.TYPE_A, socket.inet_pton(socket.AF_INET, address)
+
+
+class DefaultTtl:
+    """``-ttl``: the TTL of records without one of their own, and the negative-caching TTL (the SOA minimum).
+
+    The one place it lives: ``PUT /set/ttl`` changes it here, and
+    ``on_change`` (the store's ``touch``) drops every answer kept as bytes.
+    """
+
+    def __init__(self, seconds: int, on_change: Callable[[], None] = lambda: None) -> None:
+        self.value = seconds
+        self._on_change = on_change
+
+    def set(self, seconds: int) -> None:
+        self.value = seconds
+        self._on_change()
+
+
 class AnswerBuilder:
     """Builds the resource records of local answers for one zone."""
 
-    def __init__(self, zone: str, default_ttl: int) -> None:
+    def __init__(self, zone: str, default_ttl: DefaultTtl) -> None:
         self.zone = zone
         self.default_ttl = default_ttl
+        self.hostmaster = Name(wire.name_to_wire(f"hostmaster.{zone}"))
 
-    def canonical(self, record: Record) -> str:
-        return ".".join(record.labels + ((self.zone,) if self.zone else ())) + "."
+    def target(self, record: Record) -> bytes:
+        """The record's canonical name in wire format (what PTR and SRV point at)."""
+        return wire.name_to_wire(record.canonical_name(self.zone))
 
-    def ttl(self, records: list[Record]) -> int:
+    def ttl(self, records: Sequence[Record]) -> int:
         # One RRset has one TTL (RFC 2181 §5.2): the lowest of the containers in it.
-        return min(self.default_ttl if record.ttl is None else record.ttl for record in records)
+        default = self.default_ttl.value
+        return min(default if record.ttl is None else record.ttl for record in records)
 
-    def addresses(self, owner: DNSLabel | str, records: list[Record], qtype: int) -> list[RR]:
+    def addresses(self, owner: bytes, records: Sequence[Record], qtype: int) -> list[RR]:
         answers: list[RR] = []
-        for rtype, rdata, field in ((QTYPE.A, A, "ipv4"), (QTYPE.AAAA, AAAA, "ipv6")):
-            if qtype not in (rtype, QTYPE.ANY):
+        for rtype, field in ((wire.TYPE_A, "ipv4"), (wire.TYPE_AAAA, "ipv6")):
+            if qtype != rtype and qtype != wire.TYPE_ANY:
                 continue
             holders = [record for record in records if getattr(record, field)]
             if holders:
                 ttl = self.ttl(holders)
                 addresses = dict.fromkeys(address for record in holders for address in getattr(record, field))
-                answers += [RR(owner, rtype, CLASS.IN, ttl, rdata(address)) for address in addresses]
+                answers += [RR(owner, rtype, ttl, address_rdata(address)[1]) for address in addresses]
         return answers
 
-    def minimal_any(self, owner: DNSLabel, records: list[Record]) -> list[RR]:
+    def minimal_any(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
         """RFC 8482: one RRset for ANY over UDP (the A records, else AAAA), else an HINFO."""
-        for qtype in (QTYPE.A, QTYPE.AAAA):
+        for qtype in (wire.TYPE_A, wire.TYPE_AAAA):
             answers = self.addresses(owner, records, qtype)
             if answers:
                 return answers
-        return [RR(owner, QTYPE.HINFO, CLASS.IN, self.ttl(records), HINFO_RFC8482)]
+        return [RR(owner, wire.TYPE_HINFO, self.ttl(records), HINFO_RFC8482)]
 
-    def ptr(self, owner: DNSLabel, records: list[Record]) -> list[RR]:
+    def ptr(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
         ttl = self.ttl(records)
-        names = dict.fromkeys(self.canonical(record) for record in records)
-        return [RR(owner, QTYPE.PTR, CLASS.IN, ttl, PTR(name)) for name in names]
+        names = dict.fromkeys(self.target(record) for record in records)
+        return [RR(owner, wire.TYPE_PTR, ttl, (Name(name),)) for name in names]
 
-    def srv(self, owner: DNSLabel, records: list[Record], port: int, protocol: str) -> tuple[list[RR], list[RR]]:
+    def srv(self, owner: bytes, records: Sequence[Record], port: int, protocol: str) -> tuple[list[RR], list[RR]]:
         """SRV records for the containers exposing ``port/protocol``, and their addresses as additionals."""
         exposing = [record for record in records if (port, protocol) in record.ports]
         answers: list[RR] = []
@@ -92,23 +123,34 @@ class AnswerBuilder:
             return answers, additional
         ttl = self.ttl(exposing)
         for record in exposing:
-            target = self.canonical(record)
-            answers.append(RR(owner, QTYPE.SRV, CLASS.IN, ttl, SRV(0, 0, port, target)))
-            additional += self.addresses(target, [record], QTYPE.ANY)
+            target = self.target(record)
+            # The target is never compressed (RFC 2782).
+            answers.append(RR(owner, wire.TYPE_SRV, ttl, struct.pack("!HHH", 0, 0, port) + target))
+            additional += self.addresses(target, [record], wire.TYPE_ANY)
         return answers, additional
 
-    def txt(self, owner: DNSLabel, records: list[Record]) -> list[RR]:
+    def txt(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
         answers = []
         for record in records:
             strings = [f"id={record.short_id}", f"image={record.image}"]
             strings += [f"{key}={value}" for key, value in record.metadata]
-            data = [text.encode("utf-8")[:TXT_STRING_MAX] for text in strings]
-            answers.append(RR(owner, QTYPE.TXT, CLASS.IN, self.ttl([record]), TXT(data)))
+            encoded = (text.encode("utf-8")[:TXT_STRING_MAX] for text in strings)
+            answers.append(RR(owner, wire.TYPE_TXT, self.ttl([record]), b"".join(bytes([len(s)]) + s for s in encoded)))
         return answers
 
-    def soa(self, owner: str, serial: int, ttl: int | None = None) -> RR:
-        """The zone's SOA; ``ttl`` (also its minimum, the negative-caching TTL) defaults to -ttl."""
-        ttl = self.default_ttl if ttl is None else ttl
-        times = (serial & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
-        rdata = SOA(f"dnscock.{self.zone}.", f"hostmaster.{self.zone}.", times)
-        return RR(owner + ".", QTYPE.SOA, CLASS.IN, ttl, rdata)
+    def soa(self, owner: bytes, server: bytes, serial: int, ttl: int | None = None) -> RR:
+        """The SOA of the zone at ``owner``; ``ttl`` (also its minimum, the negative-caching TTL) defaults to -ttl."""
+        ttl = self.default_ttl.value if ttl is None else ttl
+        times = struct.pack("!IIIII", serial & 0xFFFFFFFF, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, ttl)
+        return RR(owner, wire.TYPE_SOA, ttl, (Name(server), self.hostmaster, times))
+
+    @staticmethod
+    def ns(owner: bytes, server: bytes) -> RR:
+        return RR(owner, wire.TYPE_NS, NS_TTL, (Name(server),))
+
+    @staticmethod
+    def server_addresses(owner: bytes, addresses: Sequence[str], qtype: int) -> list[RR]:
+        """The A/AAAA records of dnscock's own name (the NS target)."""
+        found = [address_rdata(address) for address in addresses]
+        return [RR(owner, rtype, NS_TTL, rdata) for rtype, rdata in found
+                if qtype == rtype or qtype == wire.TYPE_ANY]

@@ -1,4 +1,9 @@
-"""Wiring: options -> store, watcher, forwarder, resolver, servers; then serve until a signal."""
+"""Wiring: options -> store, authority, watcher, forwarder, resolver, servers; then serve until a signal.
+
+Each part gets its own options object built here (``ResolverOptions``,
+``WatchOptions``), never the whole ``Config``; the HTTP API and the metrics
+are handed the objects they read.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import gevent.event
 from gevent.pywsgi import WSGIServer
 
 from dnscock import __version__
+from dnscock.answers import DefaultTtl
+from dnscock.authority import Authority
 from dnscock.config import Config, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
 from dnscock.engine import tls_settings
@@ -21,8 +28,9 @@ from dnscock.errors import ConfigError
 from dnscock.naming import NamingOptions
 from dnscock.privileges import resolve_user, switch_user
 from dnscock.records import RecordStore
-from dnscock.resolver import Resolver
-from dnscock.server import TcpServer, UdpServer, bind_pair, bind_tcp, bound_address
+from dnscock.resolver import Resolver, ResolverOptions
+from dnscock.server import TcpServer, UdpServer
+from dnscock.sockets import bind_pair, bind_tcp, bound_address, primary_address
 from dnscock.upstream import Forwarder
 
 log = logging.getLogger("dnscock")
@@ -63,6 +71,35 @@ def watch_options(config: Config) -> WatchOptions:
     )
     return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
                         resync_interval=config.resync_interval, tls=tls_settings(config))
+
+
+def resolver_options(config: Config) -> ResolverOptions:
+    return ResolverOptions(
+        udp_payload=config.udp_payload,
+        forward_pool=config.forward_pool,
+        sync_timeout=config.sync_timeout,
+        cache_size=config.cache_size,
+        local_cache_size=config.local_cache_size,
+        allow_from=config.allow_from,
+        rate_limit=config.rate_limit,
+        rate_limit_slip=config.rate_limit_slip,
+    )
+
+
+def ns_addresses(config: Config) -> tuple[str, ...]:
+    """The addresses of dnscock's own name (the zone's NS): -ns-address, else a specific -dns, else the host's."""
+    if config.ns_address:
+        return config.ns_address
+    if not config.listen.is_wildcard:
+        return (config.listen.host,)
+    return (primary_address() or "127.0.0.1",)
+
+
+def build_resolver(config: Config, store: RecordStore, forwarder: Forwarder) -> Resolver:
+    """The query path for ``config`` over ``store``: the authority for the zone and the resolver."""
+    default_ttl = DefaultTtl(config.ttl, on_change=store.touch)
+    authority = Authority(store, config.zone, default_ttl, ns_addresses(config))
+    return Resolver(resolver_options(config), store, authority, forwarder)
 
 
 def check_config(config: Config) -> WatchOptions:
@@ -111,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     store = RecordStore()
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails)
-    resolver = Resolver(config, store, forwarder)
+    resolver = build_resolver(config, store, forwarder)
+    authority = resolver.authority
     servers = {
         "udp": UdpServer(udp_socket, resolver),
         "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
@@ -119,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     watcher = DockerWatcher(config.docker_url, store, config.zone, options)
     http_server = None
     if http_socket is not None:
-        http_server = build_http_server(http_socket, config, store, resolver, watcher, servers)
+        http_server = build_http_server(http_socket, config, store, authority.default_ttl, resolver, forwarder,
+                                        watcher, servers)
     if config.user:
         # Everything is bound and imported: no file needs opening as root from here on.
         try:
@@ -135,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         http_server.start()
     tune_garbage_collector()
     log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
+    log.info("authoritative for %s. (NS %s. at %s)", config.zone, authority.server_name,
+             ", ".join(authority.ns_addresses))
     if http_server is not None:
         log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
     watcher.start()
@@ -150,13 +191,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def build_http_server(sock: socket.socket, config: Config, store: RecordStore, resolver: Resolver, watcher: DockerWatcher,
-                      servers: dict) -> WSGIServer:
+def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
+                      resolver: Resolver, forwarder: Forwarder, watcher: DockerWatcher, servers: dict) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
+    from dnscock.metrics import QueryPathView, build_registry
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
     health = Health(servers, store, watcher, config.docker_url)
-    app = HttpApi(store, resolver, health, watcher, config.http_token, is_loopback(bound_address(sock)))
+    query_path = QueryPathView(
+        stats=resolver.stats, upstreams=forwarder.upstreams,
+        caches={"local": resolver.local_cache, "forward": resolver.forward_cache},
+        busy=lambda: resolver.busy, pool_size=config.forward_pool,
+    )
+    registry = build_registry(query_path, store, watcher)
+    app = HttpApi(store, config.zone, default_ttl, health, registry, config.http_token,
+                  is_loopback(bound_address(sock)))
     return wsgi_server(sock, app)

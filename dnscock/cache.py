@@ -1,12 +1,17 @@
 """Bounded caches of whole wire-format replies, served without parsing or packing.
 
 A cached reply is a template: a later query with the same key gets the
-template with its own id, RD bit and question spliced in. The question
-differs at most in letter case, so it has the same length and every offset
-in the template holds; answer owner names point at the question (message
-compression), so they echo the name as asked. Each reply is also kept under
-the exact bytes of the query that got it, so that a repeated query is
-answered with one dict lookup and no parsing at all.
+template with its own id, flags (``wire.reply_flags``: its RD and CD, Z
+clear) and question spliced in. The question differs at most in letter
+case, so it has the same length and every offset in the template holds;
+answer owner names point at the question (message compression), so they
+echo the name as asked, and no other name points into it (``packing``).
+What the query decides beyond that is in the key: the transport's size
+limit, EDNS0 and its DO bit (echoed in the OPT record), and the AD and CD
+bits, which change what a validating upstream answers (RFC 4035 §3.2.2:
+a CD=1 answer may hold data that failed validation, RFC 6840 §5.9). Each
+reply is also kept under the exact bytes of the query that got it, so that
+a repeated query is answered with one dict lookup and no parsing at all.
 
 * Local answers are valid for one generation of the record store and are
   dropped when it changes.
@@ -24,12 +29,13 @@ from dataclasses import dataclass, field, replace
 from dnscock import wire
 
 # Two kinds of key: the query's bytes after its id (an exact match, found without
-# parsing), or (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit).
+# parsing), or (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit, AD and CD bits).
 CacheKey = bytes | tuple
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 3600  # RFC 2308 §5 suggests one to three hours
 _CACHEABLE_RCODES = (0, 3)  # NOERROR, NXDOMAIN
 _TTL = struct.Struct("!I")
+_FLAGS = struct.Struct("!H")
 
 
 @dataclass(slots=True)
@@ -80,11 +86,18 @@ class ReplyCache:
         self._entries.clear()
 
 
+def key(question: wire.Question, limit: int) -> tuple:
+    """The key of the replies a query may share with others (``limit``: its reply size limit)."""
+    return (question.name.lower(), question.qtype, question.qclass, limit, question.edns_payload is not None,
+            question.dnssec_ok, question.flags & (wire.AD | wire.CD))
+
+
 def for_query(entry: CachedReply, question: wire.Question, query: bytes) -> CachedReply:
-    """The entry rewritten for exactly this query: its RD bit and its question, as asked."""
+    """The entry rewritten for exactly this query: its flags and its question, as asked."""
     template = entry.template
-    flags = (template[2] << 8 | template[3]) & ~wire.RD | question.flags & wire.RD
-    rewritten = template[:2] + struct.pack("!H", flags) + template[4:12] + query[12:question.end] + template[question.end:]
+    flags = wire.reply_flags(question.flags, template[2] << 8 | template[3])
+    rewritten = (template[:2] + _FLAGS.pack(flags) + template[4:wire.HEADER_LENGTH]
+                 + query[wire.HEADER_LENGTH:question.end] + template[question.end:])
     return replace(entry, template=rewritten, counted_second=-1, counted=b"")
 
 
@@ -106,7 +119,7 @@ def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | Non
 
     ``infos`` are the reply's records when the caller has read them already.
     """
-    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & 0x02:
+    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] << 8 & wire.TC:
         return None
     if infos is None:
         infos = wire.records(reply)

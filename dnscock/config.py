@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from dataclasses import dataclass, fields
 from typing import NamedTuple, NoReturn, Sequence
@@ -38,6 +39,21 @@ class Address(NamedTuple):
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Does it stand for every local address?"""
+        return self.host in ("", "0.0.0.0", "::")
+
+    def reachable(self) -> Address:
+        """Where a client on this host reaches a server listening here: loopback for a wildcard address."""
+        if not self.is_wildcard:
+            return self
+        return Address("::1" if self.host == "::" else "127.0.0.1", self.port)
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class Config:
     tlscert: str
     tlskey: str
     user: str
+    ns_address: tuple[str, ...]
 
     @property
     def zone(self) -> str:
@@ -269,6 +286,11 @@ def parse_host_ip(text: str) -> str:
     return _ip(text.strip(), text) if text.strip() else ""
 
 
+def parse_ips(text: str) -> list[str]:
+    """Comma-separated IP addresses; "" is none."""
+    return [_ip(item.strip(), text) for item in text.split(",") if item.strip()]
+
+
 def parse_nonnegative_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -295,9 +317,8 @@ def is_own_address(server: Address, listen: Address) -> bool:
         return False
     if server.host == listen.host:
         return True
-    wildcard = listen.host in ("", "0.0.0.0", "::")
     address = ipaddress.ip_address(server.host)
-    return wildcard and (address.is_loopback or address.is_unspecified)
+    return listen.is_wildcard and (address.is_loopback or address.is_unspecified)
 
 
 # -- the parser --
@@ -408,6 +429,9 @@ def build_parser(environ: dict[str, str]) -> _Parser:
         _option(parser, name, f"{what}, for -tlsverify", default=os.path.join(cert_path, file_name), metavar="FILE")
     _option(parser, "user", "started as root, switch to this user (name or uid[:gid]) once the ports are bound",
             type=parse_user, default="", metavar="USER")
+    _option(parser, "ns-address", "address(es) of dnscock's own name, the NS of the zone (repeatable or "
+            "comma-separated; default: the -dns address when it is a specific one, else the host's)",
+            type=parse_ips, action="append", default=None, metavar="IP")
     return parser
 
 
@@ -429,6 +453,8 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         "docker_url": args.docker,
         "nameservers": tuple(nameservers),
         "networks": frozenset(name for group in (args.network or []) for name in group),
+        "ns_address": tuple(dict.fromkeys(address for group in (args.ns_address or []) for address in group)),
     }
     # Every other field is the option of the same name.
-    return Config(**{field.name: derived[field.name] if field.name in derived else getattr(args, field.name) for field in fields(Config)})
+    return Config(**{field.name: derived[field.name] if field.name in derived else getattr(args, field.name)
+                     for field in fields(Config)})

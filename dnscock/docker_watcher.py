@@ -79,6 +79,9 @@ class DockerWatcher:
         self._last_event_time: int | None = None  # seconds, from the engine's own clock
         self._live_since = 0.0  # events from this time on are live, not replayed
         self._warned_host_mode: set[str] = set()
+        # Containers in network mode "container:<ref>", by id -> <ref> (the id or name of the one whose
+        # network they share): when that one's networks change, so do theirs.
+        self._sharing: dict[str, str] = {}
         # For /metrics and /health.
         self.connected = False
         self.events: Counter[tuple[str, str]] = Counter()  # (type, action) -> events applied
@@ -192,6 +195,17 @@ class DockerWatcher:
             self._stopped(str(container_id))
         else:
             self._refresh(client, str(container_id))
+            for sharer in self._sharers_of(str(container_id)):
+                self._refresh(client, sharer)
+
+    def _sharers_of(self, container_id: str) -> list[str]:
+        """The containers that share the network of ``container_id`` (network mode container:<it>)."""
+        if not self._sharing:
+            return []
+        record = self.store.get(container_id)
+        names = {record.container} if record is not None else set()
+        return [sharer for sharer, ref in self._sharing.items()
+                if sharer != container_id and (container_id.startswith(ref) or ref in names)]
 
     def _refresh(self, client: EngineClient, container_id: str) -> None:
         """Inspects the container and puts what it says in the table."""
@@ -206,19 +220,19 @@ class DockerWatcher:
     def _stopped(self, container_id: str) -> None:
         """The container no longer runs: its names answer empty for the grace window, then go."""
         old = self.store.get(container_id)
-        if old is None or old.stopped:
+        if old is None or old.stopped or old.manual:  # a manual service is the HTTP API's, not the engine's
             return
         if self.options.grace > 0:
-            ghost = dataclasses.replace(old, ipv4=(), ipv6=(), ports=(), metadata=(), ttl=0, stopped=True)
-            self.store.put(ghost)
+            self.store.put(dataclasses.replace(old, ipv4=(), ipv6=(), ports=(), metadata=(), ttl=0, stopped=True))
             log.info("container %s %s stopped: its names answer empty for %gs", old.container, old.short_id,
                      self.options.grace)
-            gevent.spawn_later(self.options.grace, self._expire, ghost)
+            gevent.spawn_later(self.options.grace, self._expire, self.store.get(container_id))
         else:
             self._remove(container_id)
 
     def _expire(self, ghost: Record) -> None:
-        if self.store.get(ghost.id) == ghost:
+        # The very record this stop made: a later stop makes an equal one, with a window of its own.
+        if self.store.get(ghost.id) is ghost:
             self._remove(ghost.id)
 
     def _record(self, client: EngineClient, inspect: Mapping[str, Any] | None) -> Record | None:
@@ -229,8 +243,10 @@ class DockerWatcher:
             return None
         mode = network_mode(inspect)
         source = None
+        container_id = str(inspect.get("Id") or "")
         if mode.startswith("container:"):
-            source = client.inspect(mode.split(":", 1)[1])
+            self._sharing[container_id] = mode.split(":", 1)[1]
+            source = client.inspect(self._sharing[container_id])
         elif mode == "host" and not self.options.naming.host_ip:
             name = str(inspect.get("Name") or "").lstrip("/")
             if name not in self._warned_host_mode:
@@ -240,22 +256,21 @@ class DockerWatcher:
         return record_from_inspect(inspect, self.options.naming, source)
 
     def _remove(self, container_id: str) -> None:
+        self._sharing.pop(container_id, None)
         record = self.store.remove(container_id)
         if record is not None:
             self._log_removed(record)
 
     # -- logs --
 
-    def _name(self, record: Record) -> str:
-        return ".".join(record.labels + ((self.zone,) if self.zone else ()))
-
     def _log_added(self, record: Record) -> None:
         addresses = ", ".join(record.ipv4 + record.ipv6) or "no address"
         aliases = f" (aliases {', '.join(record.aliases)})" if record.aliases else ""
-        log.info("container %s %s: %s -> %s%s", record.container, record.short_id, self._name(record), addresses, aliases)
+        log.info("container %s %s: %s -> %s%s", record.container, record.short_id, record.canonical_name(self.zone),
+                 addresses, aliases)
 
     def _log_removed(self, record: Record, why: str = "") -> None:
-        log.info("container %s %s removed: %s%s", record.container, record.short_id, self._name(record),
+        log.info("container %s %s removed: %s%s", record.container, record.short_id, record.canonical_name(self.zone),
                  f" ({why})" if why else "")
 
 

@@ -20,23 +20,12 @@ from dnscock.config import Address, load_config
 TIMEOUT = 2.0
 
 
-def probe_address(listen: Address) -> tuple[str, int]:
-    """Where to send the probe: the listen address, or loopback when it is every address."""
-    host = listen.host
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return host, listen.port
-
-
-def is_answering(address: tuple[str, int], zone: str, timeout: float = TIMEOUT) -> bool:
+def is_answering(address: Address, zone: str, timeout: float = TIMEOUT) -> bool:
     query = DNSRecord.question(zone + ".", "SOA")
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+    with socket.socket(address.family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.sendto(bytes(query.pack()), address)
+            sock.sendto(bytes(query.pack()), (address.host, address.port))
             data = sock.recv(65535)
             reply = DNSRecord.parse(data)
         except (OSError, Exception):  # no answer, or not DNS
@@ -46,10 +35,10 @@ def is_answering(address: tuple[str, int], zone: str, timeout: float = TIMEOUT) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
-    address = probe_address(config.listen)
+    address = config.listen.reachable()
     if is_answering(address, config.zone):
         return 0
-    print(f"dnscock: no DNS answer from {address[0]}:{address[1]}", file=sys.stderr)
+    print(f"dnscock: no DNS answer from {address}", file=sys.stderr)
     return 1
 
 

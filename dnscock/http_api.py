@@ -21,16 +21,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+from prometheus_client import CollectorRegistry
 
 from dnscock import metrics
+from dnscock.answers import DefaultTtl
 from dnscock.config import Address
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.records import Record, RecordStore
-from dnscock.resolver import Resolver
-from dnscock.server import bound_address
 from dnscock.services import (
-    ServiceError, looks_like_prefix, manual_record, parse_changes, parse_default_ttl, service_json,
+    ServiceError,
+    looks_like_prefix,
+    manual_record,
+    parse_changes,
+    parse_default_ttl,
+    service_json,
 )
+from dnscock.sockets import bound_address
 
 log = logging.getLogger("dnscock.http")
 
@@ -62,12 +68,13 @@ def _json(status: int, document: Any) -> Response:
 class HttpApi:
     """The WSGI application."""
 
-    def __init__(self, store: RecordStore, resolver: Resolver, health: Callable[[], tuple[bool, dict[str, Any]]],
-                 watcher: DockerWatcher | None, token: str, loopback_only: bool) -> None:
-        self.store, self.resolver, self.health = store, resolver, health
+    def __init__(self, store: RecordStore, zone: str, default_ttl: DefaultTtl,
+                 health: Callable[[], tuple[bool, dict[str, Any]]], registry: CollectorRegistry, token: str,
+                 loopback_only: bool) -> None:
+        self.store, self.zone, self.default_ttl, self.health = store, zone, default_ttl, health
+        self.registry = registry
         self.token = token
         self.loopback_only = loopback_only
-        self.registry = metrics.build_registry(resolver, store, watcher)
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
             (re.compile(r"^/services/?$"), {"GET": self.list_services}),
             (re.compile(r"^/services/(?P<service_id>[^/]+)$"), {
@@ -127,7 +134,7 @@ class HttpApi:
     # -- dnsdock's services --
 
     def _view(self, record: Record) -> dict[str, Any]:
-        return service_json(record, self.resolver.answers.default_ttl, self.resolver.config.zone)
+        return service_json(record, self.default_ttl.value, self.zone)
 
     def _find(self, service_id: str) -> Record:
         """The record with this id, or the one container whose id starts with it (>= 4 hex digits)."""
@@ -193,7 +200,7 @@ class HttpApi:
             ttl = parse_default_ttl(self._body(environ))
         except ServiceError as error:
             raise HttpError(400, str(error), error.field) from None
-        self.resolver.set_default_ttl(ttl)
+        self.default_ttl.set(ttl)
         log.info("default TTL set to %d", ttl)
         return _json(200, {"TTL": ttl})
 

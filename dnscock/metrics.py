@@ -10,7 +10,8 @@ The process's own figures (``process_resident_memory_bytes``,
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 
 import greenlet
@@ -20,17 +21,29 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from dnscock import __version__
+from dnscock.cache import ReplyCache
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.records import RecordStore
-from dnscock.resolver import Resolver
-from dnscock.stats import LATENCY_BUCKETS, PATHS
+from dnscock.stats import LATENCY_BUCKETS, PATHS, QueryStats
+from dnscock.upstream import Upstream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+@dataclass(frozen=True)
+class QueryPathView:
+    """What the metrics read of the query path."""
+
+    stats: QueryStats
+    upstreams: Sequence[Upstream]
+    caches: Mapping[str, ReplyCache]  # cache label -> cache
+    busy: Callable[[], int]  # queries waiting now
+    pool_size: int  # -forward-pool
+
+
 class DnscockCollector(Collector):
-    def __init__(self, resolver: Resolver, store: RecordStore, watcher: DockerWatcher | None) -> None:
-        self.resolver, self.store, self.watcher = resolver, store, watcher
+    def __init__(self, query_path: QueryPathView, store: RecordStore, watcher: DockerWatcher | None) -> None:
+        self.query_path, self.store, self.watcher = query_path, store, watcher
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queries()
@@ -40,7 +53,7 @@ class DnscockCollector(Collector):
         yield from self._runtime()
 
     def _queries(self) -> Iterator[Metric]:
-        stats = self.resolver.stats
+        stats = self.query_path.stats
         queries = CounterMetricFamily(
             "dnscock_queries", "DNS replies sent, by where the answer came from, query type and rcode",
             labels=["path", "qtype", "rcode"])
@@ -68,7 +81,7 @@ class DnscockCollector(Collector):
         yield dropped
 
     def _upstreams(self) -> Iterator[Metric]:
-        upstreams = self.resolver.forwarder.upstreams
+        upstreams = self.query_path.upstreams
         families = (
             ("dnscock_upstream_queries", "Queries sent to an upstream nameserver", "queries"),
             ("dnscock_upstream_timeouts", "Queries an upstream nameserver left unanswered in time", "timeouts"),
@@ -96,8 +109,8 @@ class DnscockCollector(Collector):
             records.add_metric([kind], count)
         yield records
         caches = GaugeMetricFamily("dnscock_cache_entries", "Replies kept as bytes", labels=["cache"])
-        caches.add_metric(["local"], len(self.resolver.local_cache))
-        caches.add_metric(["forward"], len(self.resolver.forward_cache))
+        for label, cache in self.query_path.caches.items():
+            caches.add_metric([label], len(cache))
         yield caches
         yield GaugeMetricFamily("dnscock_store_generation", "Changes to the record table since start",
                                 value=self.store.generation)
@@ -121,10 +134,9 @@ class DnscockCollector(Collector):
         yield resyncs
 
     def _runtime(self) -> Iterator[Metric]:
-        resolver = self.resolver
         yield GaugeMetricFamily("dnscock_pool_in_use", "Queries waiting now (forwarded, or waiting for the first "
-                                "sync); at -forward-pool more get SERVFAIL", value=resolver.busy)
-        yield GaugeMetricFamily("dnscock_pool_size", "The -forward-pool bound", value=resolver.config.forward_pool)
+                                "sync); at -forward-pool more get SERVFAIL", value=self.query_path.busy())
+        yield GaugeMetricFamily("dnscock_pool_size", "The -forward-pool bound", value=self.query_path.pool_size)
         yield GaugeMetricFamily("dnscock_greenlets", "Greenlets alive in the process",
                                 value=sum(1 for item in gc.get_objects() if isinstance(item, greenlet.greenlet)))
         info = GaugeMetricFamily("dnscock_build_info", "dnscock's version", labels=["version"])
@@ -132,9 +144,9 @@ class DnscockCollector(Collector):
         yield info
 
 
-def build_registry(resolver: Resolver, store: RecordStore, watcher: DockerWatcher | None) -> CollectorRegistry:
+def build_registry(query_path: QueryPathView, store: RecordStore, watcher: DockerWatcher | None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DnscockCollector(resolver, store, watcher))
+    registry.register(DnscockCollector(query_path, store, watcher))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -6,7 +6,9 @@ with the number of labels in the query, not with the number of containers:
 * a trie over each record's labels, read right to left, answers dnscock's
   prefix matching (a query may leave labels out on the left, may carry extra
   labels on the left, and ``*`` matches any one label);
-* a dict answers aliases, which match their exact name only.
+* a dict answers aliases, which match their exact name only, and a second
+  trie over the aliases' labels tells the names above them: empty
+  non-terminals (RFC 8020) and the zone an alias outside the domain is in.
 
 Every change bumps ``generation`` and wakes the greenlets waiting in
 ``wait_changed``; ``synced`` is set once the first full listing is in.
@@ -20,11 +22,10 @@ the container is gone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-
-import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent.event
 
@@ -61,6 +62,15 @@ class Record:
     def short_id(self) -> str:
         return self.id[:12]
 
+    def canonical_name(self, zone: str) -> str:
+        """``<container-name>.<image-name>.<environment>.<domain>``, without the trailing dot."""
+        return full_name(self.labels, zone)
+
+
+def full_name(labels: tuple[str, ...], zone: str) -> str:
+    """Labels relative to the zone, and the zone: one name without the trailing dot."""
+    return ".".join(labels + ((zone,) if zone else ()))
+
 
 class _Node:
     __slots__ = ("children", "terminal")
@@ -83,31 +93,28 @@ def _without(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
 class _Index:
     """The lookup structures for one set of records."""
 
-    __slots__ = ("root", "aliases", "addresses")
+    __slots__ = ("root", "alias_root", "aliases", "addresses")
 
     def __init__(self) -> None:
-        self.root = _Node()
+        self.root = _Node()  # container names, matched by dnscock's prefix rule
+        self.alias_root = _Node()  # alias names, for the empty non-terminals and zones above them
         self.aliases: dict[str, tuple[str, ...]] = {}
         self.addresses: dict[str, tuple[str, ...]] = {}
 
     def add(self, record: Record) -> None:
         for labels in record.names:
-            node = self.root
-            for label in reversed(labels):
-                if node.children is None:
-                    node.children = {}
-                child = node.children.get(label)
-                if child is None:
-                    child = node.children[label] = _Node()
-                node = child
-            node.terminal = _with(node.terminal, record.id)
+            _add_path(self.root, labels, record.id)
+        for alias in record.aliases:
+            _add_path(self.alias_root, tuple(alias.split(".")), record.id)
         for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
             for key in keys:
                 table[key] = _with(table.get(key, ()), record.id)
 
     def discard(self, record: Record) -> None:
         for labels in record.names:
-            self._discard_path(record.id, labels)
+            _discard_path(self.root, labels, record.id)
+        for alias in record.aliases:
+            _discard_path(self.alias_root, tuple(alias.split(".")), record.id)
         for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
             for key in keys:
                 ids = _without(table.get(key, ()), record.id)
@@ -116,29 +123,52 @@ class _Index:
                 else:
                     table.pop(key, None)
 
-    def _discard_path(self, record_id: str, labels: tuple[str, ...]) -> None:
-        path = [self.root]
-        for label in reversed(labels):
-            child = (path[-1].children or {}).get(label)
-            if child is None:
-                return  # not there (a second name of the record sharing this path)
-            path.append(child)
-        path[-1].terminal = _without(path[-1].terminal, record_id)
-        # Prune the nodes left holding nothing, from the leaf up.
-        for depth in range(len(path) - 1, 0, -1):
-            node = path[depth]
-            if node.terminal or node.children:
-                break
-            parent = path[depth - 1]
-            assert parent.children is not None
-            del parent.children[labels[len(labels) - depth]]
-            if not parent.children:
-                parent.children = None
-
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found: set[str] = set()
         _walk(self.root, labels, len(labels) - 1, found)
         return found
+
+
+def _add_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
+    node = root
+    for label in reversed(labels):
+        if node.children is None:
+            node.children = {}
+        child = node.children.get(label)
+        if child is None:
+            child = node.children[label] = _Node()
+        node = child
+    node.terminal = _with(node.terminal, record_id)
+
+
+def _discard_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
+    path = [root]
+    for label in reversed(labels):
+        child = (path[-1].children or {}).get(label)
+        if child is None:
+            return  # not there (a second name of the record sharing this path)
+        path.append(child)
+    path[-1].terminal = _without(path[-1].terminal, record_id)
+    # Prune the nodes left holding nothing, from the leaf up.
+    for depth in range(len(path) - 1, 0, -1):
+        node = path[depth]
+        if node.terminal or node.children:
+            break
+        parent = path[depth - 1]
+        assert parent.children is not None
+        del parent.children[labels[len(labels) - depth]]
+        if not parent.children:
+            parent.children = None
+
+
+class AliasPlace(NamedTuple):
+    """Where a name stands among the aliases (see ``RecordStore.alias_place``)."""
+
+    apex: int  # the number of labels of the shortest alias that is the name or a suffix of it; 0: none
+    exists: bool  # the name is an alias or has aliases below it (an empty non-terminal, RFC 8020)
+
+
+_NOWHERE = AliasPlace(0, False)
 
 
 def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None:
@@ -309,6 +339,28 @@ class RecordStore:
     def has_alias(self, name: str) -> bool:
         """Cheaper than ``by_alias`` when only the yes or no matters (the forwarding fast path)."""
         return name in self._index.aliases
+
+    def alias_place(self, labels: tuple[str, ...]) -> AliasPlace:
+        """How ``labels`` (a whole name, lower case) relates to the aliases.
+
+        Walks the alias tree from the right; costs one dict lookup per label
+        shared with some alias, so a name nobody aliased costs about one.
+        """
+        node = self._index.alias_root
+        apex = 0
+        depth = 0
+        for label in reversed(labels):
+            children = node.children
+            if children is None:
+                return _NOWHERE if not apex else AliasPlace(apex, False)
+            child = children.get(label)
+            if child is None:
+                return _NOWHERE if not apex else AliasPlace(apex, False)
+            node = child
+            depth += 1
+            if not apex and node.terminal:
+                apex = depth
+        return AliasPlace(apex, True)
 
     def has_address(self, address: str) -> bool:
         return address in self._index.addresses

@@ -35,11 +35,7 @@ def _server_address() -> Address | None:
 
 
 def fetch_services(address: Address, timeout: float = TIMEOUT) -> dict[str, dict[str, Any]]:
-    host = address.host or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    netloc = f"[{host}]:{address.port}" if ":" in host else f"{host}:{address.port}"
-    with urllib.request.urlopen(f"http://{netloc}/services", timeout=timeout) as response:
+    with urllib.request.urlopen(f"http://{address.reachable()}/services", timeout=timeout) as response:
         return json.load(response)
 
 

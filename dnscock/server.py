@@ -14,86 +14,15 @@ from __future__ import annotations
 import logging
 import socket
 
-import gevent
 import gevent.event
 import gevent.lock
 from gevent.server import DatagramServer, StreamServer
 
 from dnscock import wire
-from dnscock.config import Address
 from dnscock.resolver import Resolver
+from dnscock.sockets import framed, read_message
 
 log = logging.getLogger("dnscock.server")
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-# Room for a burst of datagrams while the loop is busy: the kernel's default (about 208 KiB,
-# some 500 queries) overflowed at 44,000 queries a second and lost queries.
-UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
-
-
-def grow_receive_buffer(sock: socket.socket, size: int = UDP_RECEIVE_BUFFER) -> None:
-    """Asks for ``size`` bytes of receive buffer (the kernel caps it at net.core.rmem_max)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    except OSError as error:
-        log.debug("cannot grow the receive buffer: %s", error)
-
-
-def bind_udp(address: Address) -> socket.socket:
-    """A bound UDP socket; host "" is every address, IPv6 and IPv4 when the host has IPv6."""
-    sock = _bind(address, socket.SOCK_DGRAM)
-    grow_receive_buffer(sock)
-    return sock
-
-
-def bind_tcp(address: Address, backlog: int = 128) -> socket.socket:
-    sock = _bind(address, socket.SOCK_STREAM)
-    sock.listen(backlog)
-    return sock
-
-
-def bind_pair(address: Address, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on the same port; with port 0, one the kernel picks free for both."""
-    for _ in range(attempts if address.port == 0 else 1):
-        udp = bind_udp(address)
-        try:
-            return udp, bind_tcp(Address(address.host, bound_address(udp).port))
-        except OSError:
-            udp.close()
-            if address.port != 0:
-                raise
-    raise OSError(f"no port free for both UDP and TCP after {attempts} tries")
-
-
-def _bind(address: Address, kind: socket.SocketKind) -> socket.socket:
-    if address.host:
-        candidates = [(_family(address.host), address.host)]
-    else:
-        candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
-    error: OSError | None = None
-    for family, host in candidates:
-        sock = socket.socket(family, kind)
-        try:
-            if kind == socket.SOCK_STREAM:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and host == "::":
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.bind((host, address.port))
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    assert error is not None
-    raise error
-
-
-def bound_address(sock: socket.socket) -> Address:
-    host, port = sock.getsockname()[:2]
-    return Address(host, port)
 
 
 class UdpServer(DatagramServer):
@@ -179,10 +108,8 @@ class _TcpConnection:
         self.conn.settimeout(self.idle_timeout)
         while True:
             try:
-                data = self._read_message()
-            except (TimeoutError, OSError):
-                data = None
-            if data is None:
+                data = read_message(self.conn)
+            except OSError:  # the client closed, reset or went idle
                 break
             if len(data) < wire.HEADER_LENGTH:
                 break  # not even a header: nothing to answer, and the stream is out of step
@@ -192,22 +119,6 @@ class _TcpConnection:
                 self._answered()
         # The client may have sent its last query and half-closed: answer what is in flight.
         self.drained.wait(self.idle_timeout)
-
-    def _read_message(self) -> bytes | None:
-        header = self._read_exactly(2)
-        if header is None:
-            return None
-        return self._read_exactly(int.from_bytes(header, "big"))
-
-    def _read_exactly(self, size: int) -> bytes | None:
-        chunks, remaining = [], size
-        while remaining:
-            chunk = self.conn.recv(remaining)
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
 
     def _respond(self, reply: bytes) -> None:
         self.send(reply)
@@ -221,6 +132,6 @@ class _TcpConnection:
     def send(self, reply: bytes) -> None:
         with self.write_lock:
             try:
-                self.conn.sendall(len(reply).to_bytes(2, "big") + reply)
+                self.conn.sendall(framed(reply))
             except OSError as error:
                 log.debug("cannot send a TCP reply to %s: %s", self.address[0], error)

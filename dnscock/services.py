@@ -19,7 +19,7 @@ from typing import Any
 
 from dnscock.dnsname import is_valid_name, split_name
 from dnscock.errors import DnscockError
-from dnscock.records import Record
+from dnscock.records import Record, full_name
 
 MAX_TTL = 2**31 - 1
 # Ids a manual service may have: what fits a URL path segment without escaping.
@@ -38,7 +38,6 @@ class ServiceError(DnscockError):
 
 def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
     """The dnsdock view of a record, with dnscock's extra facts after dnsdock's five fields."""
-    suffix = (zone,) if zone else ()
     return {
         "Name": record.name or (record.labels[0] if record.labels else ""),
         "Image": record.image_name or ".".join(record.labels[1:]),
@@ -49,7 +48,7 @@ def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
         "Id": record.id,
         "Container": record.container,
         "ImageRef": record.image,
-        "Names": [".".join(labels + suffix) for labels in record.names],
+        "Names": [full_name(labels, zone) for labels in record.names],
         "Networks": list(record.networks),
         "Health": record.health,
         "Stopped": record.stopped,

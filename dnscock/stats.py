@@ -39,6 +39,11 @@ def qtype_name(qtype: int) -> str:
     return QTYPE_NAMES.get(qtype, "other")
 
 
+def type_text(qtype: int) -> str:
+    """A type's mnemonic for logs, ``TYPE<n>`` for the others (RFC 3597 §5)."""
+    return QTYPE_NAMES.get(qtype) or f"TYPE{qtype}"
+
+
 def rcode_name(rcode: int) -> str:
     return RCODE_NAMES.get(rcode, str(rcode))
 

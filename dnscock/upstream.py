@@ -1,22 +1,27 @@
-"""Forwarding to upstream nameservers: shared sockets, timeouts, failover, health.
+"""Forwarding to upstream nameservers: one failover plan, UDP and TCP as its drivers, health.
 
-Each upstream gets one UDP socket shared by every query forwarded to it.
-A forwarded query is an ``_Exchange`` driven by the event loop: it is sent
-with an id of its own, a loop timer stands for its timeout, and the
-socket's read watcher hands each reply to the exchange waiting for its id.
-No greenlet waits on a forwarded UDP query: at tens of thousands of queries
-a second, a greenlet switch and a timeout object per query cost more than
-the rest of the work. A reply is accepted only from the upstream's address
-(the socket is connected), with a pending id and the question that was
-asked.
+A forwarded query is an ``_Exchange``: the plan that tries the nameservers
+in order within the overall timeout, each getting an equal share of what
+is left. No answer, an unreadable answer, or FORMERR / SERVFAIL / NOTIMP /
+REFUSED from one of them moves on to the next; when none gives an answer
+the exchange ends with ``None`` and the resolver answers SERVFAIL. Every
+outcome reaches the caller one way, through its ``done`` callback.
 
-Nameservers are tried in order within the overall timeout. No answer, an
-unreadable answer or FORMERR / SERVFAIL / NOTIMP / REFUSED from one of
-them moves on to the next; when none gives an answer the exchange ends
-with ``None`` and the resolver answers SERVFAIL. An upstream that gave no
-answer ``max_fails`` times in a row is skipped until a background probe
-(one at a time) gets an answer from it. A truncated UDP answer is asked
-again over TCP (in a greenlet), as is every query that came by TCP.
+The plan has two drivers:
+
+* UDP: each upstream gets one connected UDP socket shared by every query
+  forwarded to it. A query is sent with an id of its own; the socket's
+  read watcher hands each reply to the exchange waiting for that id (and
+  that question); one loop timer sweeps the attempts that ran out of time.
+  No greenlet waits on a UDP query: at tens of thousands of queries a
+  second, a greenlet switch and a timeout object per query cost more than
+  the rest of the work.
+* TCP, for queries that came by TCP and for a UDP answer that came back
+  truncated (asked again over TCP within the same upstream's share): one
+  greenlet per attempt.
+
+An upstream that gave no answer ``max_fails`` times in a row is skipped
+until a background probe (one at a time) gets an answer from it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import _socket
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable, Sequence
 
@@ -36,11 +40,11 @@ from gevent import socket as gsocket
 from dnscock import wire
 from dnscock.config import Address
 from dnscock.errors import DnscockError
+from dnscock.sockets import framed, grow_receive_buffer, read_message
 
 log = logging.getLogger("dnscock.upstream")
 
 # Upstream answers that mean "this server failed", not "this is the answer".
-_RECEIVE_BUFFER = 4 * 1024 * 1024
 _FAILURE_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
 _MAX_MESSAGE = 65535
 _READS_PER_WAKEUP = 256
@@ -48,8 +52,9 @@ _SWEEP_INTERVAL = 0.01  # how often timed-out exchanges are looked for (seconds)
 PROBE_QUERY = bytes(DNSRecord.question(".", "NS").pack())
 PROBE_FIRST, PROBE_MAX = 0.5, 30.0
 
-# Called once per forwarded query: (the reply with the client's id, or None; what went wrong;
-# where the reply's records sit, as the check for malformed replies found them, so no one reads them again).
+# Called once per forwarded query: (the upstream's reply as it came, its id ours and not the client's,
+# or None; what went wrong; where the reply's records sit, as the check for malformed replies found
+# them, so that no one reads them again).
 Done = Callable[[bytes | None, str, list[wire.RecordInfo] | None], None]
 
 
@@ -76,14 +81,10 @@ class _UdpChannel:
 
     def __init__(self, address: Address) -> None:
         self.address = address
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         # A plain non-blocking socket: it is only ever read when the loop says it is readable.
-        self._socket = _socket.socket(family, socket.SOCK_DGRAM)
+        self._socket = _socket.socket(address.family, _socket.SOCK_DGRAM)
         self._socket.setblocking(False)
-        try:  # replies to a burst of forwarded queries arrive together
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
-        except OSError:
-            pass
+        grow_receive_buffer(self._socket)  # replies to a burst of forwarded queries arrive together
         self._socket.connect((address.host, address.port))
         self._pending: dict[int, _Pending] = {}
         self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
@@ -193,13 +194,13 @@ class Upstream:
             self.channel().forget(message_id)
 
     def ask_tcp(self, query: bytes, timeout: float) -> bytes:
+        """Blocks the calling greenlet for one TCP exchange; raises UpstreamError."""
         try:
             with gevent.Timeout(timeout):
                 conn = gsocket.create_connection((self.address.host, self.address.port))
                 try:
-                    conn.sendall(len(query).to_bytes(2, "big") + query)
-                    length = int.from_bytes(_read_exactly(conn, 2), "big")
-                    reply = _read_exactly(conn, length)
+                    conn.sendall(framed(query))
+                    reply = read_message(conn)
                 finally:
                     conn.close()
         except gevent.Timeout:
@@ -271,22 +272,11 @@ class Upstream:
             self._udp = None
 
 
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = conn.recv(remaining)
-        if not chunk:
-            raise OSError("connection closed early")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
 _MALFORMED = "a malformed reply"
 
 
 def _unusable(reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
-    """Why an upstream's reply must not reach the client ("" when it may: a failure rcode, or broken), and its records."""
+    """Why an upstream's reply must not reach the client ("" when it may), and its records."""
     if wire.rcode(reply) in _FAILURE_RCODES:
         return f"answered rcode {wire.rcode(reply)}", None
     infos = wire.records(reply)
@@ -294,15 +284,16 @@ def _unusable(reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
 
 
 class _Exchange:
-    """One query forwarded over UDP, on its way through the upstreams."""
+    """One forwarded query on its way through the upstreams: the failover plan, whatever the transport."""
 
     __slots__ = ("forwarder", "query", "question_end", "done", "candidates", "position", "deadline", "problems",
-                 "attempt_deadline", "upstream", "message_id")
+                 "attempt_deadline", "upstream", "message_id", "tcp")
 
     def __init__(self, forwarder: Forwarder, query: bytes, done: Done, candidates: list[Upstream],
-                 question_end: int | None) -> None:
+                 question_end: int | None, tcp: bool) -> None:
         self.forwarder, self.query, self.done, self.candidates = forwarder, query, done, candidates
         self.question_end = question_end
+        self.tcp = tcp
         self.position = 0
         self.deadline = time.monotonic() + forwarder.timeout
         self.problems: list[str] = []
@@ -319,71 +310,68 @@ class _Exchange:
             if remaining <= 0:
                 break
             # Share what is left among the servers not yet tried.
-            budget = remaining / (len(self.candidates) - self.position + 1)
+            self.attempt_deadline = now + remaining / (len(self.candidates) - self.position + 1)
+            self.upstream = upstream
             upstream.queries += 1
+            if self.tcp:
+                gevent.spawn(self._over_tcp)
+                return
             try:
                 self.message_id = upstream.channel().send(self.query, self.on_reply, self.on_error, self.question_end)
             except OSError as error:
-                upstream.errors += 1
-                upstream.failed()
-                self.problems.append(f"{upstream.address}: {error.strerror or error}")
+                self._failed(UpstreamError(f"{upstream.address}: {error.strerror or error}"))
                 continue
-            self.upstream = upstream
-            self.attempt_deadline = now + budget
             self.forwarder.watch(self)
             return
         self.finish(None, "; ".join(self.problems) or "no time left to ask an upstream")
 
-    def on_reply(self, reply: bytes) -> None:
-        upstream = self.upstream
-        assert upstream is not None
-        self.forwarder.unwatch(self)
-        if reply[2] & 0x02:  # TC: the whole answer needs TCP, which needs a greenlet
-            log.debug("upstream %s: truncated UDP answer, asking again over TCP", upstream.address)
-            gevent.spawn(self._over_tcp, upstream)
-            return
-        problem, infos = upstream.judge(reply)
-        if problem:
-            self.problems.append(f"{upstream.address}: {problem}")
-            self.try_next()
-            return
-        self.finish(self.query[:2] + reply[2:], "", infos)
+    # -- the UDP driver: called from the event loop --
 
-    def _over_tcp(self, upstream: Upstream) -> None:
+    def on_reply(self, reply: bytes) -> None:
+        self.forwarder.unwatch(self)
+        if reply[2] << 8 & wire.TC:  # the whole answer needs TCP, which needs a greenlet
+            log.debug("upstream %s: truncated UDP answer, asking again over TCP", self.upstream.address)
+            gevent.spawn(self._over_tcp)
+            return
+        self._judged(reply)
+
+    def on_error(self, problem: str) -> None:
+        self.forwarder.unwatch(self)
+        self._failed(UpstreamError(f"{self.upstream.address}: {problem}"))
+        self.try_next()
+
+    def on_timeout(self) -> None:
+        self.upstream.channel().forget(self.message_id)
+        self._failed(UpstreamError(f"{self.upstream.address}: no answer in time", timed_out=True))
+        self.try_next()
+
+    # -- the TCP driver: a greenlet --
+
+    def _over_tcp(self) -> None:
         # Within this upstream's share of the time, so that the next one still gets its turn.
+        upstream = self.upstream
         budget = max(0.0, min(self.attempt_deadline, self.deadline) - time.monotonic())
         try:
             reply = upstream.ask_tcp(self.query, budget)
         except UpstreamError as error:
-            upstream.ask_failed(error)
-            self.problems.append(str(error))
+            self._failed(error)
             self.try_next()
             return
-        problem, infos = upstream.judge(reply)
+        self._judged(reply)
+
+    # -- outcomes --
+
+    def _judged(self, reply: bytes) -> None:
+        problem, infos = self.upstream.judge(reply)
         if problem:
-            self.problems.append(f"{upstream.address} over TCP: {problem}")
+            self.problems.append(f"{self.upstream.address}: {problem}")
             self.try_next()
             return
         self.finish(reply, "", infos)
 
-    def on_error(self, problem: str) -> None:
-        self.forwarder.unwatch(self)
-        if self.upstream is not None:
-            self.upstream.errors += 1
-        self._failed(problem)
-
-    def on_timeout(self) -> None:
-        if self.upstream is not None:
-            self.upstream.timeouts += 1
-            self.upstream.channel().forget(self.message_id)
-        self._failed("no answer in time")
-
-    def _failed(self, problem: str) -> None:
-        upstream = self.upstream
-        assert upstream is not None
-        upstream.failed()
-        self.problems.append(f"{upstream.address}: {problem}")
-        self.try_next()
+    def _failed(self, error: UpstreamError) -> None:
+        self.upstream.ask_failed(error)
+        self.problems.append(str(error))
 
     def finish(self, reply: bytes | None, problem: str, infos: list[wire.RecordInfo] | None = None) -> None:
         self.forwarder.in_flight -= 1
@@ -394,13 +382,13 @@ class _Exchange:
 
 
 class Forwarder:
-    """Sends queries to the upstream nameservers in order until one answers."""
+    """Forwards queries to the upstream nameservers in order until one answers."""
 
     def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3) -> None:
         self.timeout = timeout
         self.upstreams = [Upstream(address, max_fails, timeout) for address in nameservers]
-        self.in_flight = 0  # UDP exchanges not yet finished
-        # Attempts in flight, swept by one loop timer (cheaper than a timer each). At most
+        self.in_flight = 0  # exchanges not yet finished
+        # UDP attempts in flight, swept by one loop timer (cheaper than a timer each). At most
         # forward_pool of them, and only while queries are in flight.
         self._attempts: dict[int, _Exchange] = {}
         self._sweeper = None
@@ -424,59 +412,30 @@ class Forwarder:
             except Exception:
                 log.exception("failed to time out a forwarded query")
         if not self._attempts and self._sweeper is not None:
-            self._sweeper.stop()
-            self._sweeper.close()
-            self._sweeper = None
+            self._stop_sweeper()
 
-    def submit(self, query: bytes, done: Done, question_end: int | None = None) -> None:
-        """Forwards ``query`` over UDP without blocking; ``done`` is called once, later or at once."""
+    def _stop_sweeper(self) -> None:
+        self._sweeper.stop()
+        self._sweeper.close()
+        self._sweeper = None
+
+    def submit(self, query: bytes, done: Done, tcp: bool = False, question_end: int | None = None) -> None:
+        """Forwards ``query`` without blocking; ``done`` is called once, later or at once.
+
+        Over TCP when ``tcp`` (the client came by TCP), else over UDP (and
+        TCP after a truncated answer). ``question_end``, when the caller
+        knows it, spares reading the question again.
+        """
         self.in_flight += 1
         candidates = [upstream for upstream in self.upstreams if not upstream.down]
-        exchange = _Exchange(self, query, done, candidates, question_end)
+        exchange = _Exchange(self, query, done, candidates, question_end, tcp)
         if not candidates:
             exchange.finish(None, "every upstream is down (probing them in the background)")
             return
         exchange.try_next()
 
-    def forward(self, query: bytes, tcp: bool = False) -> bytes:
-        """Blocks the calling greenlet for the first useful reply, with the query's id.
-
-        Over TCP when ``tcp`` (the client came by TCP), else as ``submit``.
-        """
-        if not tcp:
-            result = gevent.event.AsyncResult()
-            self.submit(query, lambda reply, problem, infos=None: result.set((reply, problem)))
-            reply, problem = result.get()
-            if reply is None:
-                raise UpstreamError(problem)
-            return reply
-        deadline = time.monotonic() + self.timeout
-        candidates = [upstream for upstream in self.upstreams if not upstream.down]
-        if not candidates:
-            raise UpstreamError("every upstream is down (probing them in the background)")
-        problems = []
-        for position, upstream in enumerate(candidates):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            upstream.queries += 1
-            try:
-                reply = upstream.ask_tcp(query, remaining / (len(candidates) - position))
-            except UpstreamError as error:
-                upstream.ask_failed(error)
-                problems.append(str(error))
-                continue
-            problem, _ = upstream.judge(reply)
-            if problem:
-                problems.append(f"{upstream.address}: {problem}")
-                continue
-            return reply
-        raise UpstreamError("; ".join(problems) or "no time left to ask an upstream")
-
     def close(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.stop()
-            self._sweeper.close()
-            self._sweeper = None
+            self._stop_sweeper()
         for upstream in self.upstreams:
             upstream.close()

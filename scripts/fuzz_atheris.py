@@ -49,11 +49,10 @@ with atheris.instrument_imports(include=["dnscock", "dnslib"]):
     # Instrumented: dnslib's parser and dnscock's wire, cache, answers and resolver code.
     import dnslib  # noqa: F401
 
-    from dnscock import answers, cache, resolver, wire  # noqa: F401
+    from dnscock import answers, authority, cache, packing, queries, resolver, wire  # noqa: F401
+    from dnscock.app import build_resolver
     from dnscock.config import load_config
     from dnscock.records import RecordStore
-    from dnscock.resolver import Resolver
-    from dnscock.upstream import UpstreamError
 
 import gevent  # noqa: E402
 
@@ -76,18 +75,12 @@ class StubForwarder:
     def __init__(self) -> None:
         self.in_flight = 0
 
-    def submit(self, query: bytes, done, question_end: int | None = None) -> None:
-        replies = upstream_answers(query, tcp=False)
-        if replies:
-            done(query[:2] + replies[-1][2:], "")
-        else:
-            done(None, "dropped")
-
-    def forward(self, query: bytes, tcp: bool = False) -> bytes:
+    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None) -> None:
         replies = upstream_answers(query, tcp)
-        if not replies:
-            raise UpstreamError("dropped")
-        return query[:2] + replies[-1][2:]
+        if replies:
+            done(query[:2] + replies[-1][2:], "", None)
+        else:
+            done(None, "dropped", None)
 
 
 class Fuzzer:
@@ -98,7 +91,7 @@ class Fuzzer:
         self.store = RecordStore()
         self.store.replace_all(fuzz_records())
         self.forwarder = StubForwarder()
-        self.resolver = Resolver(self.config, self.store, self.forwarder)
+        self.resolver = build_resolver(self.config, self.store, self.forwarder)
         self.errors = ErrorLogCatcher().__enter__()
         self.counts: dict[str, int] = {}
         self.examples: dict[str, str] = {}
@@ -110,7 +103,7 @@ class Fuzzer:
             return
         self.inputs += 1
         if self.inputs % 200_000 == 0:
-            self.resolver = Resolver(self.config, self.store, self.forwarder)  # bounded caches, but fresh now and then
+            self.resolver = build_resolver(self.config, self.store, self.forwarder)  # bounded caches, but fresh now and then
         control, message = data[0], data[1:]
         problems = self.parse_question(message)
         case = FuzzCase(message, tcp=bool(control & 1), kind="atheris", client=CLIENTS[(control >> 1) % len(CLIENTS)])

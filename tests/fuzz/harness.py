@@ -2,12 +2,12 @@
 
 * ``InProcessTarget``: a ``Resolver`` with a ``RecordStore`` holding a few
   dozen records (synced) and a real ``Forwarder`` pointed at ``FuzzUpstream``,
-  a fake nameserver served by gevent in the same process. ``run(cases)``
+  a fake nameserver served by threads in the same process. ``run(cases)``
   calls ``Resolver.handle(data, tcp, respond, client)`` for each case and
   waits for the replies that must come.
 * ``LiveTarget``: the UDP and TCP servers of a ``python -m dnscock``
-  subprocess (with ``FakeEngineProcess`` for its local names and
-  ``ThreadedUpstream``, the same fake nameserver in threads, upstream);
+  subprocess (with ``FakeEngineProcess`` for its local names and a
+  ``FuzzUpstream`` upstream);
   ``udp_batch``/``tcp_batch``/``tcp_raw`` send a batch of cases, and
   ``probe`` checks that a valid local and a valid forwarded query still get
   their answers.
@@ -25,7 +25,10 @@
     it is never truncated (TC);
   - a well-formed query (``FuzzCase.valid``) is never answered FORMERR and
     gets its question back byte for byte (the name as asked, case and all);
-    in-process, SERVFAIL only when the fake upstream was told to fail.
+    in-process, SERVFAIL only when the fake upstream was told to fail; but
+    a well-formed message with an opcode other than QUERY gets NOTIMP as a
+    bare header, with no flags but QR and the opcode (genreport's opcode
+    and opcodeflg tests).
 
 ``$DNSCOCK_FUZZ_IGNORE`` (signature prefixes, separated by ``|``) leaves
 known problems out, to look past a bug while its fix is pending:
@@ -55,15 +58,14 @@ import dns.query
 import dns.rcode
 import gevent
 import gevent.event
-from gevent import socket as gsocket
-from gevent.server import DatagramServer, StreamServer
 
+from dnscock.app import build_resolver
 from dnscock.config import load_config
 from dnscock.records import Record, RecordStore
 from dnscock.resolver import Resolver
 from dnscock.upstream import Forwarder
 from tests.fuzz.strategies import FuzzCase
-from tests.support.fake_upstream import bind_pair
+from tests.support.fake_upstream import ThreadedNameserver
 from tests.support.processes import stop_process
 
 log = logging.getLogger("tests.fuzz.harness")
@@ -75,7 +77,8 @@ SERVER_UDP_PAYLOAD = 1232  # dnscock's -udp-payload default
 TCP_LIMIT = 65535
 TYPE_OPT = 41
 QR_BYTE = 0x80  # in the message's third octet
-FORMERR, SERVFAIL = 1, 2
+FORMERR, SERVFAIL, NOTIMP, REFUSED = 1, 2, 4, 5
+OPCODE_BITS = 0x78  # in the third octet of a header
 # First labels for which the fake upstream fails on purpose (so SERVFAIL is right).
 FAILING_MODES = (b"drop", b"servfail", b"refused")
 
@@ -308,7 +311,11 @@ def check_reply(case: FuzzCase, reply: bytes, *, strict_servfail: bool = False) 
                 f"{'query over the limit too' if len(query) > limit else 'query within it'})")
     if case.tcp and reply[2] & 0x02:  # the client came by TCP already: it has nowhere to go
         problem(f"TC set on a reply over TCP ({'TC' if query[2] & 0x02 else 'no TC'} in the query)")
-    if case.valid:
+    if case.valid and query[2] & OPCODE_BITS and reply[3] & 0xF != REFUSED:  # a stranger is refused first
+        bare = reply[2:4] == bytes([QR_BYTE | query[2] & OPCODE_BITS, NOTIMP]) and reply[4:HEADER_LENGTH] == bytes(8)
+        if not bare:
+            problem("another opcode not answered by a bare NOTIMP header")
+    elif case.valid:
         rcode = message.rcode() if message is not None else reply[3] & 0xF
         if rcode == FORMERR:
             problem(f"FORMERR to a well-formed query ({'UTF-8' if _utf8_labels(query) else 'non-UTF-8'} labels)")
@@ -434,128 +441,19 @@ def _parsed_answer(query: bytes) -> bytes:
         return struct.pack("!2sHHHHH", query[:2], 0x8081, 0, 0, 0, 0)
 
 
-class FuzzUpstream:
-    """A nameserver on 127.0.0.1 (UDP and TCP, one port) answering by ``upstream_answers``, in gevent."""
+class FuzzUpstream(ThreadedNameserver):
+    """A nameserver on 127.0.0.1 (UDP and TCP, one port, in threads) answering by ``upstream_answers``.
 
-    def __init__(self) -> None:
-        udp, tcp = bind_pair(socket_module=gsocket)
-        tcp.listen(128)
-        self.port = udp.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.queries = 0
-        self._udp = DatagramServer(udp, self._on_datagram)
-        self._tcp = StreamServer(tcp, self._on_connection)
-        self._udp.start()
-        self._tcp.start()
-
-    def _on_datagram(self, data: bytes, address: tuple) -> None:
-        self.queries += 1
-        for reply in upstream_answers(data, tcp=False):
-            self._udp.sendto(reply, address)
-
-    def _on_connection(self, conn: socket.socket, address: tuple) -> None:
-        conn.settimeout(10)
-        try:
-            while True:
-                header = _recv_exactly(conn, 2)
-                if header is None:
-                    return
-                query = _recv_exactly(conn, int.from_bytes(header, "big"))
-                if query is None:
-                    return
-                self.queries += 1
-                replies = upstream_answers(query, tcp=True)
-                if replies:
-                    conn.sendall(len(replies[-1]).to_bytes(2, "big") + replies[-1])
-        except OSError:
-            return
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._udp.stop()
-        self._tcp.stop()
-
-
-def _recv_exactly(conn: socket.socket, size: int) -> bytes | None:
-    chunks, remaining = [], size
-    while remaining:
-        chunk = conn.recv(remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-class ThreadedUpstream:
-    """``upstream_answers`` on 127.0.0.1 (UDP and TCP, one port) in threads: the live server's upstream.
-
-    ``tests/support/fake_upstream.py`` would do, but it answers through
-    dnspython and ignores what it cannot parse, so every odd forwarded query
-    would cost the live server a timeout; this one answers them all by hand.
+    ``FakeUpstream`` answers through dnspython and drops what it cannot parse, so every
+    odd forwarded query would cost dnscock a timeout; this one answers them all by hand.
+    Over TCP only the reply goes back, without the noise before it.
     """
 
-    def __init__(self) -> None:
-        import threading
+    connection_timeout = 10.0
 
-        for _ in range(20):
-            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self._udp.bind(("127.0.0.1", 0))
-            self.port = self._udp.getsockname()[1]
-            self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                self._tcp.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                self._udp.close()
-                self._tcp.close()
-        self._tcp.listen(64)
-        self.address = f"127.0.0.1:{self.port}"
-        self._threading = threading
-        threading.Thread(target=self._serve_udp, name="fuzz-upstream-udp", daemon=True).start()
-        threading.Thread(target=self._serve_tcp, name="fuzz-upstream-tcp", daemon=True).start()
-
-    def _serve_udp(self) -> None:
-        while True:
-            try:
-                data, client = self._udp.recvfrom(65535)
-                for reply in upstream_answers(data, tcp=False):
-                    self._udp.sendto(reply, client)
-            except OSError:
-                return
-
-    def _serve_tcp(self) -> None:
-        while True:
-            try:
-                conn, _ = self._tcp.accept()
-            except OSError:
-                return
-            self._threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
-
-    def _serve_connection(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(10)
-            try:
-                while True:
-                    header = _recv_exactly(conn, 2)
-                    query = _recv_exactly(conn, int.from_bytes(header, "big")) if header else None
-                    if query is None:
-                        return
-                    replies = upstream_answers(query, tcp=True)
-                    if replies:
-                        conn.sendall(len(replies[-1]).to_bytes(2, "big") + replies[-1])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        for sock in (self._udp, self._tcp):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+    def answer(self, data: bytes, tcp: bool) -> list[bytes]:
+        replies = upstream_answers(data, tcp)
+        return replies[-1:] if tcp else replies
 
 
 # -- the resolver in-process --
@@ -605,7 +503,7 @@ class InProcessTarget:
 
     def new_resolver(self) -> Resolver:
         """A resolver with empty caches (sharing the store, forwarder and upstream)."""
-        self.resolver = Resolver(self.config, self.store, self.forwarder)
+        self.resolver = build_resolver(self.config, self.store, self.forwarder)
         return self.resolver
 
     def submit(self, cases: Iterable[FuzzCase]) -> list[Outcome]:

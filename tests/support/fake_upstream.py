@@ -1,6 +1,7 @@
 """Tiny upstream nameservers on loopback, for forwarding tests, healthy or faulty.
 
-Each serves UDP and TCP on one port of 127.0.0.1 chosen by the kernel, in threads.
+Each serves UDP and TCP on one port of 127.0.0.1 chosen by the kernel, in threads
+(or on the ``host`` and ``port`` given: ``port=53`` of another loopback address, say).
 What it does with a query depends on its ``mode``:
 
 * ``answer``: answers A queries with ``answer_ip`` (TTL ``ttl``, ``records`` addresses),
@@ -30,6 +31,11 @@ changed at any time too.
 Every query is recorded (``queries`` and ``tcp_queries``, as dnspython messages) with
 the time it came (``arrivals``: monotonic time, name, whether by TCP); ``wait_for``
 blocks until the arrivals satisfy a condition, without polling.
+
+The serving itself (the sockets, the threads, DNS over TCP's framing, replies held back)
+is ``ThreadedNameserver``'s, which any fake nameserver may build on: a subclass says
+what goes back for the bytes of a query (``answer``), as the fuzz tests' upstream does,
+by hand, for queries dnspython would not even parse.
 """
 
 from __future__ import annotations
@@ -64,29 +70,169 @@ class Arrival(NamedTuple):
     tcp: bool
 
 
-def bind_pair(attempts: int = 20, socket_module: Any = socket) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on one free port of 127.0.0.1 (the TCP port may be taken: try another).
+def bind_pair(attempts: int = 20, socket_module: Any = socket, host: str = "127.0.0.1",
+              port: int = 0) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on one free port of ``host`` (the TCP port may be taken: try another).
 
-    ``socket_module`` may be ``gevent.socket``, for servers that run in greenlets.
+    ``socket_module`` may be ``gevent.socket``, for servers that run in greenlets. With a
+    ``port`` of its own the caller gets that port or OSError, at the first try.
     """
-    for _ in range(attempts):
-        udp = socket_module.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        tcp = socket_module.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(attempts if port == 0 else 1):
+        udp = socket_module.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, port))
+        except OSError:
+            udp.close()
+            raise
+        tcp = socket_module.socket(family, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            tcp.bind((host, udp.getsockname()[1]))
         except OSError:
             udp.close()
             tcp.close()
+            if port:
+                raise
             continue
         return udp, tcp
-    raise OSError(f"no port free for both UDP and TCP after {attempts} tries")
+    raise OSError(f"no port free for both UDP and TCP on {host} after {attempts} tries")
 
 
-class FakeUpstream:
+class ThreadedNameserver:
+    """UDP and TCP on one port of ``host`` (chosen by the kernel unless ``port`` is given), served in threads.
+
+    ``answer(data, tcp)`` says what goes back for the bytes of one query: datagrams over
+    UDP, messages (framed here) over TCP, none for silence; an exception drops the query
+    (over TCP, with its connection). ``reply_delay()`` holds the replies back: over UDP
+    on a timer, while queries keep being read; over TCP in the connection's own thread.
+    """
+
+    connection_timeout = 5.0  # seconds a TCP connection may stay idle
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._timers: set[threading.Timer] = set()
+        self._closed = False
+        self._udp, self._tcp = bind_pair(host=host, port=port)
+        self.host = host
+        self.port = self._udp.getsockname()[1]
+        self._tcp.listen(64)
+        self.address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        name = type(self).__name__
+        threading.Thread(target=self._serve_udp, name=f"{name}-udp", daemon=True).start()
+        threading.Thread(target=self._serve_tcp, name=f"{name}-tcp", daemon=True).start()
+
+    def answer(self, data: bytes, tcp: bool) -> list[bytes]:
+        """What goes back for the query ``data``: datagrams (UDP) or messages to frame (TCP)."""
+        raise NotImplementedError
+
+    def reply_delay(self) -> float:
+        """Seconds the replies to a query wait before they leave."""
+        return 0.0
+
+    def resets_tcp(self) -> bool:
+        """Is each TCP connection to be reset as soon as it is accepted?"""
+        return False
+
+    def _serve_udp(self) -> None:
+        while True:
+            try:
+                data, client = self._udp.recvfrom(65535)
+            except OSError:
+                return
+            try:
+                datagrams = self.answer(data, tcp=False)
+            except Exception:  # a fake nameserver must never die of an odd question
+                continue
+            if not datagrams:
+                continue
+            delay = self.reply_delay()
+            if delay > 0:
+                self._later(delay, lambda datagrams=datagrams, client=client: self._send_udp(datagrams, client))
+            elif not self._send_udp(datagrams, client):
+                return
+
+    def _send_udp(self, datagrams: list[bytes], client: tuple[str, int]) -> bool:
+        for datagram in datagrams:
+            try:
+                self._udp.sendto(datagram, client)
+            except OSError:
+                return False
+        return True
+
+    def _later(self, delay: float, action: Callable[[], object]) -> None:
+        """Runs ``action`` in ``delay`` seconds, unless the server is closed first."""
+        def run() -> None:
+            self._timers.discard(timer)
+            if not self._closed:
+                action()
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        self._timers.add(timer)
+        timer.start()
+
+    def _serve_tcp(self) -> None:
+        while True:
+            try:
+                conn, _ = self._tcp.accept()
+            except OSError:
+                return
+            if self.resets_tcp():
+                # SO_LINGER with a zero timeout: close() sends RST, as a host with no DNS over TCP would.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                continue
+            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(self.connection_timeout)
+            try:
+                while True:
+                    header = _recv_exactly(conn, 2)
+                    data = _recv_exactly(conn, int.from_bytes(header, "big")) if header else None
+                    if data is None:
+                        return
+                    messages = self.answer(data, tcp=True)
+                    if not messages:
+                        continue
+                    delay = self.reply_delay()
+                    if delay > 0:
+                        time.sleep(delay)  # this connection's own thread: nothing else waits
+                    for message in messages:
+                        conn.sendall(len(message).to_bytes(2, "big") + message)
+            except Exception:
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        for timer in list(self._timers):
+            timer.cancel()
+        for sock in (self._udp, self._tcp):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes | None:
+    """``size`` bytes from ``conn``; None when it closes first."""
+    chunks, remaining = [], size
+    while remaining:
+        chunk = conn.recv(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class FakeUpstream(ThreadedNameserver):
     def __init__(self, mode: str = "answer", answer_ip: str = ANSWER_IP, ttl: int = 60, records: int = 1,
-                 delay: float = 1.0, tcp: str | None = None, seed: int = 0) -> None:
+                 delay: float = 1.0, tcp: str | None = None, seed: int = 0,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.mode = mode
         self.tcp = tcp
         self.answer_ip, self.ttl, self.records, self.delay = answer_ip, ttl, records, delay
@@ -95,14 +241,7 @@ class FakeUpstream:
         self.arrivals: list[Arrival] = []
         self._arrived = threading.Condition()
         self._random = random.Random(seed)
-        self._timers: set[threading.Timer] = set()
-        self._closed = False
-        self._udp, self._tcp = bind_pair()
-        self.port = self._udp.getsockname()[1]
-        self._tcp.listen(16)
-        self.address = f"127.0.0.1:{self.port}"
-        threading.Thread(target=self._serve_udp, daemon=True).start()
-        threading.Thread(target=self._serve_tcp, daemon=True).start()
+        super().__init__(host, port)
 
     # -- switching --
 
@@ -218,88 +357,15 @@ class FakeUpstream:
 
     # -- serving --
 
-    def _serve_udp(self) -> None:
-        while True:
-            try:
-                data, client = self._udp.recvfrom(65535)
-            except OSError:
-                return
-            try:
-                query = dns.message.from_wire(data)
-            except Exception:
-                continue
-            self._record(query, tcp=False)
-            try:
-                datagrams = self.datagrams_for(query, data, tcp=False)
-            except Exception:  # a fake upstream must never die of an odd question
-                continue
-            if not datagrams:
-                continue
-            if self.mode == "slow":
-                self._later(lambda datagrams=datagrams, client=client: self._send_udp(datagrams, client))
-            elif not self._send_udp(datagrams, client):
-                return
+    def answer(self, data: bytes, tcp: bool) -> list[bytes]:
+        query = dns.message.from_wire(data)  # what does not parse is dropped, unrecorded
+        self._record(query, tcp)
+        if tcp and self.tcp == "silent":
+            return []
+        return self.datagrams_for(query, data, tcp)
 
-    def _send_udp(self, datagrams: list[bytes], client: tuple[str, int]) -> bool:
-        for datagram in datagrams:
-            try:
-                self._udp.sendto(datagram, client)
-            except OSError:
-                return False
-        return True
+    def reply_delay(self) -> float:
+        return self.delay if self.mode == "slow" else 0.0
 
-    def _later(self, action: Callable[[], object]) -> None:
-        """Runs ``action`` in ``delay`` seconds, unless the server is closed first."""
-        def run() -> None:
-            self._timers.discard(timer)
-            if not self._closed:
-                action()
-
-        timer = threading.Timer(self.delay, run)
-        timer.daemon = True
-        self._timers.add(timer)
-        timer.start()
-
-    def _serve_tcp(self) -> None:
-        while True:
-            try:
-                conn, _ = self._tcp.accept()
-            except OSError:
-                return
-            if self.tcp == "reset":
-                # SO_LINGER with a zero timeout: close() sends RST, as a host with no DNS over TCP would.
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-                continue
-            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
-
-    def _serve_connection(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                while True:
-                    header = conn.recv(2, socket.MSG_WAITALL)
-                    if len(header) < 2:
-                        return
-                    data = conn.recv(int.from_bytes(header, "big"), socket.MSG_WAITALL)
-                    query = dns.message.from_wire(data)
-                    self._record(query, tcp=True)
-                    if self.tcp == "silent":
-                        continue
-                    if self.mode == "slow":
-                        time.sleep(self.delay)  # this connection's own thread: nothing else waits
-                    for message in self.datagrams_for(query, data, tcp=True):
-                        conn.sendall(len(message).to_bytes(2, "big") + message)
-            except Exception:
-                return
-
-    def close(self) -> None:
-        self._closed = True
-        for timer in list(self._timers):
-            timer.cancel()
-        for sock in (self._udp, self._tcp):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+    def resets_tcp(self) -> bool:
+        return self.tcp == "reset"

@@ -8,8 +8,9 @@ import gevent
 
 from dnscock import wire
 from dnscock.answers import reverse_address
+from dnscock.config import parse_networks
 from dnscock.records import Record
-from tests.unit.test_resolver import make_resolver
+from tests.support.resolver_kit import make_resolver
 
 
 def handle(resolver, data: bytes, tcp: bool = False) -> bytes:
@@ -64,7 +65,7 @@ def test_refusals_never_echo_a_name_over_255_octets_or_grow_past_512():
                              + "4d" * 62 + "00001c0001")
     reply = wire.short_reply(too_long, wire.RCODE_REFUSED)
     assert reply is not None and len(reply) == 12 and dns.message.from_wire(reply).rcode() == 5
-    resolver, _ = make_resolver("-allow-from=10.0.0.0/8")
+    resolver, _ = make_resolver(allow_from=parse_networks("10.0.0.0/8"))
     assert len(handle(resolver, too_long)) == 12
 
 

@@ -9,10 +9,8 @@ import gevent.event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnscock.config import load_config
-from dnscock.records import Record, RecordStore
-from dnscock.resolver import Resolver
-from tests.unit.test_resolver import FakeForwarder
+from dnscock.records import Record
+from tests.support.resolver_kit import FakeForwarder, make_resolver
 
 LABEL = st.sampled_from(["redis", "web", "r1", "*", "docker", "prod", "_80", "_tcp", "x", "example", "com",
                          "in-addr", "arpa", "1", "0", "10", "ip6"])
@@ -34,10 +32,8 @@ def upstream_reply() -> bytes:
 @given(labels=st.lists(LABEL, max_size=6), qtype=QTYPE, tcp=st.booleans(), edns=st.booleans(),
        store_size=st.integers(min_value=0, max_value=len(RECORDS)), environment=st.booleans())
 def test_every_query_gets_one_well_formed_reply(labels, qtype, tcp, edns, store_size, environment):
-    store = RecordStore()
-    store.replace_all(RECORDS[:store_size])
-    argv = ["-nameserver=127.0.0.1:9"] + (["-environment=prod"] if environment else [])
-    resolver = Resolver(load_config(argv, {}), store, FakeForwarder(upstream_reply()))
+    resolver, _ = make_resolver(RECORDS[:store_size], zone="prod.docker" if environment else "docker",
+                                forwarder=FakeForwarder(upstream_reply()))
     query = dns.message.make_query(".".join(labels) + "." if labels else ".", qtype, use_edns=0 if edns else None)
     replies: list[bytes] = []
     done = gevent.event.Event()

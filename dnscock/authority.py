@@ -1,0 +1,187 @@
+"""Local authority: which names dnscock answers itself, and what it says about them.
+
+dnscock is authoritative for:
+
+* **the domain zone**, ``<environment>.<domain>``: every name below it. Its
+  apex has an SOA and an NS record; the NS names ``ns.dnscock.<zone>``,
+  whose A/AAAA records are the NS addresses (``-ns-address``, else the
+  listen address, else the host's), so that a resolver with a stub zone can
+  prime it (unbound's ``stub-prime: yes``). Names that match containers
+  (``<anything>.<container>.<image>``, parts left out on the left, ``*``)
+  or carry an alias answer their records.
+* **an alias outside the domain**: the shortest such alias that is the name
+  or a suffix of it is the apex of a zone of its own (SOA and NS there).
+  Longer aliases below it answer, and so do the names between them, as
+  empty non-terminals; any other name below an alias is not dnscock's and
+  is forwarded, as before aliases had zones.
+* **the reverse name of a container's address** (PTR only).
+
+Answers follow RFC 1035 / 2308 / 4074 / 8020: AA set; a name that does not
+exist is NXDOMAIN, a name that exists with no record of the asked type
+(including an empty non-terminal, and a container in its grace window) is
+NODATA; both carry the zone's SOA, whose TTL and minimum are ``-ttl``.
+Names in the SOA and NS records are canonical, lower case, whatever the
+case of the question. The SOA serial only grows, across restarts too: it
+is the time of the first answer after a change of the table, in seconds,
+or one more than the last serial when that is larger.
+
+QCLASS ANY (255) under the domain is answered like IN, without AA: no
+server can vouch for every class (RFC 6895 §3.2). Other classes are
+REFUSED. Zone transfers (AXFR, IXFR) are not implemented: NOTIMP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from dnscock import wire
+from dnscock.answers import AnswerBuilder, DefaultTtl, reverse_address, srv_service
+from dnscock.dnsname import split_name
+from dnscock.packing import QNAME, RR, Answer
+from dnscock.records import AliasPlace, Record, RecordStore
+
+SERVER_LABELS = ("ns", "dnscock")  # dnscock's own name, relative to the zone: the NS target
+_TRANSFERS = (wire.TYPE_AXFR, wire.TYPE_IXFR)
+
+
+def store_name(labels: tuple[str, ...]) -> str:
+    """The name as the store spells aliases; "" when a label holds a dot (no name of ours has one)."""
+    name = ".".join(labels)
+    return name if name.count(".") == len(labels) - 1 else ""
+
+
+class Authority:
+    """Decides local answers from the record store."""
+
+    def __init__(self, store: RecordStore, zone: str, default_ttl: DefaultTtl, ns_addresses: Sequence[str]) -> None:
+        self.store = store
+        self.zone = zone
+        self.zone_labels = split_name(zone)
+        self.zone_wire = wire.name_to_wire(zone)
+        self.server_name = ".".join(SERVER_LABELS + self.zone_labels)
+        self.server_wire = wire.name_to_wire(self.server_name)
+        self.ns_addresses = tuple(ns_addresses)
+        self.default_ttl = default_ttl
+        self.build = AnswerBuilder(zone, default_ttl)
+        self._serial = 0
+        self._serial_generation = -1
+
+    def in_zone(self, labels: tuple[str, ...]) -> bool:
+        zone = self.zone_labels
+        return len(labels) >= len(zone) and labels[len(labels) - len(zone):] == zone
+
+    def owns(self, labels: tuple[str, ...], qtype: int) -> bool:
+        """Is this name dnscock's to answer (else it is forwarded)? Cheap: the forwarding path asks it per query."""
+        if self.in_zone(labels):
+            return True
+        place = self.store.alias_place(labels)
+        if place.apex and place.exists:
+            return True
+        if qtype == wire.TYPE_PTR:
+            address = reverse_address(labels)
+            return address is not None and self.store.has_address(address)
+        return False
+
+    def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool) -> Answer | None:
+        """The local answer to ``question`` (whose lower-case labels are ``labels``), or None: not ours."""
+        if self.in_zone(labels):
+            return self._in_zone(question, labels, tcp)
+        place = self.store.alias_place(labels)
+        if place.apex and place.exists:
+            return self._in_alias_zone(question, labels, place, tcp)
+        if question.qtype == wire.TYPE_PTR and question.qclass in (wire.CLASS_IN, wire.CLASS_ANY):
+            return self._reverse(labels)
+        return None
+
+    def serial(self) -> int:
+        generation = self.store.generation
+        if generation != self._serial_generation:
+            self._serial = max(self._serial + 1, int(time.time()))
+            self._serial_generation = generation
+        return self._serial
+
+    # -- the zones --
+
+    def _in_zone(self, question: wire.Question, labels: tuple[str, ...], tcp: bool) -> Answer:
+        refusal = _refusal(question)
+        if refusal is not None:
+            return refusal
+        authoritative = question.qclass == wire.CLASS_IN
+        qtype = question.qtype
+        relative = labels[:len(labels) - len(self.zone_labels)]
+        if relative == SERVER_LABELS:
+            return self._server(qtype, tcp, authoritative)
+        service = srv_service(relative) if qtype == wire.TYPE_SRV else None
+        records = self.store.match(service[2] if service else relative)
+        aliased = self.store.by_alias(store_name(labels))
+        if aliased:
+            seen = {record.id for record in records}
+            records += [record for record in aliased if record.id not in seen]
+        # An empty non-terminal: a name with aliases below it, or a name above dnscock's own.
+        exists = bool(records) or self.store.alias_place(labels).exists or (
+            0 < len(relative) < len(SERVER_LABELS) and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
+        return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative)
+
+    def _in_alias_zone(self, question: wire.Question, labels: tuple[str, ...], place: AliasPlace, tcp: bool) -> Answer:
+        refusal = _refusal(question)
+        if refusal is not None:
+            return refusal
+        apex_labels = labels[len(labels) - place.apex:]
+        records = self.store.by_alias(store_name(labels))
+        return self._answer(question.qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
+                            place.apex == len(labels), True, question.qclass == wire.CLASS_IN)
+
+    def _answer(self, qtype: int, tcp: bool, records: list[Record], service: tuple[int, str, tuple[str, ...]] | None,
+                zone: bytes, apex: bool, exists: bool, authoritative: bool) -> Answer:
+        """The answer for a name of ``zone`` that exists when ``exists``, holding ``records``."""
+        build = self.build
+        live = [record for record in records if not record.stopped]
+        negative_ttl = 0 if records and not live else None  # stopped within its grace window: empty, for now
+        answer: list[RR] = []
+        additional: list[RR] = []
+        if live:
+            if qtype == wire.TYPE_A or qtype == wire.TYPE_AAAA or (qtype == wire.TYPE_ANY and tcp):
+                answer = build.addresses(QNAME, live, qtype)
+            elif qtype == wire.TYPE_ANY:
+                answer = build.minimal_any(QNAME, live)
+            elif qtype == wire.TYPE_TXT:
+                answer = build.txt(QNAME, live)
+            elif qtype == wire.TYPE_SRV and service is not None:
+                answer, additional = build.srv(QNAME, live, service[0], service[1])
+        if apex:
+            if qtype == wire.TYPE_SOA or (qtype == wire.TYPE_ANY and not answer):
+                answer = [build.soa(zone, self.server_wire, self.serial())]
+            elif qtype == wire.TYPE_NS:
+                answer = [build.ns(zone, self.server_wire)]
+                if zone == self.zone_wire:  # glue, within the zone it serves
+                    additional = build.server_addresses(self.server_wire, self.ns_addresses, wire.TYPE_ANY)
+        if answer:
+            return Answer(wire.RCODE_NOERROR, authoritative, answer, (), additional)
+        rcode = wire.RCODE_NOERROR if exists or apex else wire.RCODE_NXDOMAIN
+        return Answer(rcode, authoritative, (), [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
+
+    def _server(self, qtype: int, tcp: bool, authoritative: bool) -> Answer:
+        """dnscock's own name: the NS addresses."""
+        answer = self.build.server_addresses(QNAME, self.ns_addresses, qtype)
+        if qtype == wire.TYPE_ANY and not tcp:
+            answer = [rr for rr in answer if rr.rtype == answer[0].rtype]  # one RRset over UDP (RFC 8482)
+        if answer:
+            return Answer(wire.RCODE_NOERROR, authoritative, answer)
+        return Answer(wire.RCODE_NOERROR, authoritative, (), [self.build.soa(self.zone_wire, self.server_wire,
+                                                                            self.serial())])
+
+    def _reverse(self, labels: tuple[str, ...]) -> Answer | None:
+        address = reverse_address(labels)
+        records = self.store.by_address(address) if address else []
+        if not records:
+            return None  # not a container's address: someone else's reverse zone
+        return Answer(wire.RCODE_NOERROR, True, self.build.ptr(QNAME, records))
+
+
+def _refusal(question: wire.Question) -> Answer | None:
+    if question.qclass != wire.CLASS_IN and question.qclass != wire.CLASS_ANY:
+        return Answer(wire.RCODE_REFUSED, False)
+    if question.qtype in _TRANSFERS:
+        return Answer(wire.RCODE_NOTIMP, False)
+    return None
