@@ -128,16 +128,24 @@ def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | Non
     counted = [info for info in infos if info.rtype != wire.TYPE_OPT]
     if any(info.rtype == wire.TYPE_OPT and info.rdlength for info in infos):
         return None  # EDNS options (a server cookie, say) are meant for one client
+    end = wire.question_end(reply)
+    if end is None:
+        return None
+    qtype = reply[end - 4] << 8 | reply[end - 3]
     answers = [info for info in counted if info.section == 1]
-    if answers:
-        lifetime = min(min(info.ttl for info in answers), MAX_POSITIVE_TTL)
+    lifetime = min((info.ttl for info in answers), default=MAX_POSITIVE_TTL)
+    if wire.rcode(reply) == wire.RCODE_NOERROR and any(
+        info.rtype == qtype or qtype == wire.TYPE_ANY for info in answers
+    ):
+        lifetime = min(lifetime, MAX_POSITIVE_TTL)
     else:
-        # Negative (NXDOMAIN or NODATA): cacheable only with an SOA to say for how long.
+        # Negative: NXDOMAIN, or NODATA (perhaps at the end of a CNAME chain). Cacheable only with
+        # an SOA to say for how long, and no longer than the chain's records (RFC 2308 §5).
         minimums = [(info.ttl, wire.soa_minimum(reply, info)) for info in counted if info.section == 2]
         limits = [min(ttl, minimum) for ttl, minimum in minimums if minimum is not None]
         if not limits:
             return None
-        lifetime = min(min(limits), MAX_NEGATIVE_TTL)
+        lifetime = min(lifetime, min(limits), MAX_NEGATIVE_TTL)
     if lifetime <= 0:
         return None
     return CachedReply(

@@ -174,9 +174,13 @@ class Upstream:
         self.errors = 0
         self._udp: _UdpChannel | None = None
         self._probe: gevent.Greenlet | None = None
+        self._closed = False
 
     def channel(self) -> _UdpChannel:
+        """The UDP channel, opened at first use; raises OSError once closed (nothing may open it again)."""
         if self._udp is None:
+            if self._closed:
+                raise OSError(f"upstream {self.address} is closed")
             self._udp = _UdpChannel(self.address)
         return self._udp
 
@@ -191,7 +195,8 @@ class Upstream:
         except OSError as error:
             raise UpstreamError(f"{self.address}: {error}") from None
         finally:
-            self.channel().forget(message_id)
+            if self._udp is not None:
+                self._udp.forget(message_id)
 
     def ask_tcp(self, query: bytes, timeout: float) -> bytes:
         """Blocks the calling greenlet for one TCP exchange; raises UpstreamError."""
@@ -265,6 +270,7 @@ class Upstream:
             self.succeeded()
 
     def close(self) -> None:
+        self._closed = True
         if self._probe is not None:
             self._probe.kill(block=False)
         if self._udp is not None:

@@ -20,7 +20,7 @@ What it does:
 * a share of that (``--live-share``, default 1%) goes, on top, to the UDP
   and TCP servers of a real ``python -m dnscock`` subprocess that knows the
   containers of ``bench/fake_engine.py`` and forwards to the harness's
-  ``ThreadedUpstream``; after each batch a valid local and a valid
+  ``FuzzUpstream``; after each batch a valid local and a valid
   forwarded query must still get their answers;
 * every case is checked against the invariants of ``tests/fuzz/harness.py``
   (no exception out of ``handle``, no ERROR log, one reply or none as due,
@@ -80,11 +80,11 @@ from dnscock.records import Record  # noqa: E402
 from tests.fuzz.harness import (  # noqa: E402
     LIVE_ARGS,
     FakeEngineProcess,
+    FuzzUpstream,
     InProcessTarget,
     LiveTarget,
     Outcome,
     Problem,
-    ThreadedUpstream,
     check_outcome,
     question_labels,
 )
@@ -299,7 +299,7 @@ class LiveRun:
         self.batches = 0
         self.next_at = self.every
         self.engine = FakeEngineProcess()
-        self.upstream = ThreadedUpstream()
+        self.upstream = FuzzUpstream()
         try:
             self.process = DnscockProcess("-dns=127.0.0.1:0", f"-nameserver={self.upstream.address}",
                                           f"-docker={self.engine.url}", *LIVE_ARGS)

@@ -8,11 +8,11 @@ honcho's $PORT. SIGTERM to honcho must leave no process of it behind.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from tests.deploy.conftest import unavailable
 from tests.deploy.helpers import ANSWER_IP, FORWARDED_NAME, alive, descendants, query, start_time, wait_for_addresses
 from tests.support.dnscock_process import ROOT
 from tests.support.ports import free_port, is_free
+from tests.support.processes import LogLines
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,29 +33,6 @@ def honcho_command() -> str:
     if found is None:
         unavailable("honcho is not installed (pip install -r requirements-dev.txt)")
     return found
-
-
-class Output:
-    """honcho's output, read in a thread."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, text: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in honcho's output:\n{self.text()}")
-            time.sleep(0.05)
 
 
 def test_honcho_start_serves_and_stops(docker_env, upstream):
@@ -75,11 +53,12 @@ def test_honcho_start_serves_and_stops(docker_env, upstream):
 
     process = subprocess.Popen([honcho, "start", "-p", str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = Output(process.stdout)
+    assert process.stdout is not None
+    output = LogLines(process.stdout)
     children: list[tuple[int, str | None]] = []
     try:
-        output.wait_for(f"listening on udp 127.0.0.1:{port}", process)
-        output.wait_for("connected to the Docker engine", process)
+        output.wait_for(re.escape(f"listening on udp 127.0.0.1:{port}"), timeout=20)
+        output.wait_for("connected to the Docker engine", timeout=20)
         children = [(pid, start_time(pid)) for pid in descendants(process.pid)]
         assert any("dnscock" in Path(f"/proc/{pid}/cmdline").read_text() for pid, _ in children
                    if alive(pid)), children

@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 from tests.support.dnscock_process import ROOT, rcode
 from tests.support.engine_proxy import EngineProxy, allowed
 from tests.support.private_engine import PrivateEngine
-from tests.support.processes import stop_process
+from tests.support.processes import LogLines, stop_process
 
 CONFIG = ROOT / "conf" / "engine-proxy.haproxy.cfg"
 # From haproxy's httplog line: the status, then the bytes, ... then "METHOD TARGET HTTP/1.1".
@@ -38,7 +37,7 @@ _LOG_LINE = re.compile(r'\s(\d{3})\s\+?\d+\s.*"(\S+) (\S+) HTTP/1\.[01]"$')
 
 
 class Haproxy:
-    """haproxy with the shipped config in the foreground; its log lines in ``lines``."""
+    """haproxy with the shipped config in the foreground; its log lines in ``output``."""
 
     def __init__(self, listen: Path, engine_socket: Path) -> None:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -47,21 +46,13 @@ class Haproxy:
                 pytest.fail("haproxy is not installed in CI (scripts/install-system-deps)")
             pytest.skip("haproxy is not installed (apt-get install haproxy)")
         self.listen = listen
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ENGINE_PROXY_LISTEN": str(listen),
                "ENGINE_PROXY_GID": str(os.getgid()), "ENGINE_SOCKET": str(engine_socket)}
         self.process = subprocess.Popen([binary, "-db", "-f", str(CONFIG)], env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-        self._wait_until_listening()
-
-    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
+        self.output = LogLines(self.process.stdout)
+        self._wait_until_listening()
 
     def _wait_until_listening(self, timeout: float = 10.0) -> None:
         """Ready once its socket accepts a connection."""
@@ -80,22 +71,10 @@ class Haproxy:
 
     def requests(self) -> list[tuple[int, str, str]]:
         """(status, method, target) of every request logged so far."""
-        with self._changed:
-            lines = list(self.lines)
-        return [(int(m.group(1)), m.group(2), m.group(3)) for m in map(_LOG_LINE.search, lines) if m]
-
-    def wait_for_request(self, pattern: str, timeout: float = 10.0) -> None:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not any(regex.search(line) for line in self.lines):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"haproxy logged no request matching {pattern!r}: {self.log()}")
-                self._changed.wait(0.2)
+        return [(int(m.group(1)), m.group(2), m.group(3)) for m in map(_LOG_LINE.search, self.output.copy()) if m]
 
     def log(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
+        return self.output.text()
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -37,6 +37,7 @@ known problems out, to look past a bug while its fix is pending:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -58,6 +59,7 @@ import dns.query
 import dns.rcode
 import gevent
 import gevent.event
+import pytest
 
 from dnscock.app import build_resolver
 from dnscock.config import load_config
@@ -244,6 +246,15 @@ def check_outcome(outcome: Outcome, *, strict_servfail: bool = False) -> list[Pr
     if IGNORED:
         problems = [problem for problem in problems if not problem.signature.startswith(IGNORED)]
     return problems
+
+
+def assert_no_problems(problems: Sequence[Problem], when: str = "") -> None:
+    """Fails the test, showing the first five problems, if there is any (``when``: "after a UDP batch", say)."""
+    if problems:
+        lines = [f"{len(problems)} broken invariant(s){f' {when}' if when else ''}:"]
+        for problem in problems[:5]:
+            lines += [f"- {problem.signature}", f"  {problem.detail[:3000]}"]
+        pytest.fail("\n".join(lines), pytrace=False)
 
 
 def _check_outcome(outcome: Outcome, *, strict_servfail: bool) -> list[Problem]:
@@ -705,7 +716,8 @@ class LiveTarget:
         except ConnectionResetError:
             pass  # the server may close with our unread bytes still queued
         except OSError as error:
-            problems.append(Problem(f"live TCP connection failed: {type(error).__name__}", str(error)))
+            if error.errno != errno.ENOTCONN:  # ENOTCONN: it closed so before our shutdown(SHUT_WR)
+                problems.append(Problem(f"live TCP connection failed: {type(error).__name__}", str(error)))
         frames, offset = [], 0
         while offset + 2 <= len(received):
             length = int.from_bytes(received[offset:offset + 2], "big")

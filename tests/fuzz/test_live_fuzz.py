@@ -1,7 +1,7 @@
 """Fuzzing the live UDP and TCP servers of ``python -m dnscock``, which must keep answering.
 
 dnscock runs as a subprocess (the ``start_dnscock`` fixture) on a loopback
-port chosen by the kernel, forwarding to ``harness.ThreadedUpstream`` (a fake
+port chosen by the kernel, forwarding to ``harness.FuzzUpstream`` (a fake
 nameserver that answers every query, odd ones included, by hand), with the
 containers of ``bench/fake_engine.py`` (a fake Engine API on a unix socket,
 in a subprocess) as its local names. Each example is
@@ -22,7 +22,15 @@ import pytest
 from hypothesis import Phase, given
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import LIVE_ARGS, FakeEngineProcess, LiveTarget, Problem, ThreadedUpstream, check_outcome
+from tests.fuzz.harness import (
+    LIVE_ARGS,
+    FakeEngineProcess,
+    FuzzUpstream,
+    LiveTarget,
+    Problem,
+    assert_no_problems,
+    check_outcome,
+)
 from tests.fuzz.strategies import FuzzCase, cases, fuzz_settings
 
 log = logging.getLogger("tests.fuzz.live")
@@ -39,27 +47,19 @@ def fake_engine() -> Iterator[FakeEngineProcess]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_upstream() -> Iterator[ThreadedUpstream]:
-    upstream = ThreadedUpstream()
+def fuzz_upstream() -> Iterator[FuzzUpstream]:
+    upstream = FuzzUpstream()
     yield upstream
     upstream.close()
 
 
 @pytest.fixture
-def live(start_dnscock, fuzz_upstream: ThreadedUpstream, fake_engine: FakeEngineProcess) -> LiveTarget:
+def live(start_dnscock, fuzz_upstream: FuzzUpstream, fake_engine: FakeEngineProcess) -> LiveTarget:
     process = start_dnscock(f"-nameserver={fuzz_upstream.address}", f"-docker={fake_engine.url}", *LIVE_ARGS)
     target = LiveTarget.of(process)
     assert_no_problems(target.probe(), "before any fuzzing")  # also waits for the first sync
     target.new_log_errors()
     return target
-
-
-def assert_no_problems(problems: list[Problem], what: str) -> None:
-    if problems:
-        lines = [f"{len(problems)} broken invariant(s) {what}:"]
-        for problem in problems[:5]:
-            lines += [f"- {problem.signature}", f"  {problem.detail[:3000]}"]
-        pytest.fail("\n".join(lines), pytrace=False)
 
 
 def check_batch(target: LiveTarget, outcomes, problems: list[Problem]) -> list[Problem]:

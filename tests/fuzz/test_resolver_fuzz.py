@@ -23,7 +23,7 @@ import dns.name
 import pytest
 from hypothesis import given
 
-from tests.fuzz.harness import InProcessTarget, Problem
+from tests.fuzz.harness import InProcessTarget, Problem, assert_no_problems
 from tests.fuzz.strategies import FuzzCase, cases, fuzz_settings, random_bytes, sessions
 
 log = logging.getLogger("tests.fuzz.resolver")
@@ -44,14 +44,6 @@ def run_all(target: InProcessTarget, session: list[FuzzCase]) -> list[Problem]:
     for case in session:
         problems += target.run_one(case)[1]
     return problems
-
-
-def assert_no_problems(problems: list[Problem]) -> None:
-    if problems:
-        lines = [f"{len(problems)} broken invariant(s):"]
-        for problem in problems[:5]:
-            lines += [f"- {problem.signature}", f"  {problem.detail[:3000]}"]
-        pytest.fail("\n".join(lines), pytrace=False)
 
 
 @fuzz_settings(2000)

@@ -7,7 +7,7 @@ question, sends a damaged reply, or truncates its UDP answers while its TCP
 is silent or resets. dnscock runs with ``-docker`` pointing at the fake
 engine of ``bench/fake_engine.py`` (a subprocess with a few containers), so
 local names exist without Docker, and a thread keeps asking for them while
-the fault lasts.
+the fault lasts (``tests/support/prober.py``).
 
 For every fault, with that upstream alone: each forwarded query gets
 SERVFAIL before ``-timeout`` + ``SLACK`` (the only timing bound asserted:
@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import pytest
 from bench.fake_engine import container_ip, make_image
 from tests.support.dnscock_process import DnscockProcess, rcode
 from tests.support.fake_upstream import ANSWER_IP, FakeUpstream
+from tests.support.prober import Prober
 from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,51 +146,20 @@ def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeEngine
         stop_process(process)
 
 
-class LocalTraffic:
-    """A thread asking dnscock for local names all along, checking each answer and its latency."""
+@contextlib.contextmanager
+def local_traffic(dnscock: DnscockProcess, names: dict[str, list[str]]) -> Iterator[Prober]:
+    """A prober asking dnscock for local names all along (its samples in phase "fault"), answered once first."""
+    with Prober(dnscock, names, timeout=CLIENT_TIMEOUT, pause=0.01, phase="fault") as prober:
+        prober.wait_for(lambda samples: any(sample.latency is not None for sample in samples),
+                        "no local answer before the fault", timeout=CLIENT_TIMEOUT)
+        yield prober
 
-    def __init__(self, dnscock: DnscockProcess, names: dict[str, list[str]]) -> None:
-        self.dnscock, self.names = dnscock, names
-        self.latencies: list[float] = []
-        self.problems: list[str] = []
-        self._stop = threading.Event()
-        self._answered = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-traffic", daemon=True)
 
-    def __enter__(self) -> LocalTraffic:
-        self._thread.start()
-        assert self._answered.wait(CLIENT_TIMEOUT), f"no local answer before the fault: {self.problems}"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        items = list(self.names.items())
-        position = 0
-        while not self._stop.is_set():
-            name, expected = items[position % len(items)]
-            position += 1
-            started = time.perf_counter()
-            try:
-                reply = self.dnscock.query(name, timeout=CLIENT_TIMEOUT)
-            except dns.exception.DNSException as error:
-                self.problems.append(f"{name}: {type(error).__name__} after {time.perf_counter() - started:.3f}s")
-                continue
-            self.latencies.append(time.perf_counter() - started)
-            self._answered.set()
-            got = sorted(rr.address for rrset in reply.answer for rr in rrset)
-            if rcode(reply) != "NOERROR" or got != expected:
-                self.problems.append(f"{name}: {rcode(reply)} {got}, expected {expected}")
-            self._stop.wait(0.01)  # pacing the load, not waiting for a server
-
-    def check(self) -> dict[str, Any]:
-        assert not self.problems, f"local answers went wrong during the fault: {self.problems[:5]}"
-        assert self.latencies, "no local query was answered during the fault"
-        assert max(self.latencies) < LOCAL_BOUND, f"a local answer took {max(self.latencies):.3f}s"
-        ordered = sorted(self.latencies)
-        return {"local_answers": len(ordered), "local_p50": ordered[len(ordered) // 2], "local_max": ordered[-1]}
+def check_local(prober: Prober) -> dict[str, Any]:
+    """Every local answer was right and quicker than LOCAL_BOUND; the figures: their count, median and maximum."""
+    prober.check("fault", within=LOCAL_BOUND)
+    latencies = prober.latencies("fault")
+    return {"local_answers": len(latencies), "local_p50": latencies[len(latencies) // 2], "local_max": latencies[-1]}
 
 
 # -- helpers --
@@ -261,7 +230,7 @@ def test_a_faulty_upstream_gets_servfail_in_time_then_recovers(fault: Fault, mak
                                                                fake_engine, figures, request) -> None:
     upstream = make_upstream(**fault.kwargs())
     dnscock = start(start_dnscock, fake_engine, upstream)
-    with LocalTraffic(dnscock, fake_engine.names) as local:
+    with local_traffic(dnscock, fake_engine.names) as local:
         # MAX_FAILS failures, over UDP, then over TCP (forwarded over TCP).
         latencies = [assert_servfail_in_time(dnscock, f"udp{i}.{fault.name}.example.com")
                      for i in range(MAX_FAILS - 1)]
@@ -289,7 +258,7 @@ def test_a_faulty_upstream_gets_servfail_in_time_then_recovers(fault: Fault, mak
             dnscock.wait_for_log(f"upstream {upstream.address} answers again")
         reply, seconds = timed_query(dnscock, f"after.{fault.name}.example.com", tcp=True)
         assert addresses(reply) == [ANSWER_IP] and seconds < BOUND
-    local_figures = local.check()
+    local_figures = check_local(local)
     assert_healthy(dnscock)
     probes = [round(arrival.at - upstream.arrivals[0].at, 2) for arrival in upstream.probes()]
     record(figures, request, servfail=latencies, skipped_servfail=skipped,
@@ -301,7 +270,7 @@ def test_a_truncated_answer_is_fetched_over_tcp_in_time(make_upstream, start_dns
                                                         request) -> None:
     truncating = make_upstream("truncate", records=2)
     dnscock = start(start_dnscock, fake_engine, truncating)
-    with LocalTraffic(dnscock, fake_engine.names) as local:
+    with local_traffic(dnscock, fake_engine.names) as local:
         latencies = []
         for i in range(MAX_FAILS + 2):
             reply, seconds = timed_query(dnscock, f"tc{i}.example.com")
@@ -311,7 +280,7 @@ def test_a_truncated_answer_is_fetched_over_tcp_in_time(make_upstream, start_dns
             latencies.append(seconds)
         assert {query.question[0].name.to_text() for query in truncating.tcp_queries} >= {
             f"tc{i}.example.com." for i in range(MAX_FAILS + 2)}
-    local_figures = local.check()
+    local_figures = check_local(local)
     assert_healthy(dnscock)
     record(figures, request, answer=latencies, **local_figures)
 
@@ -322,7 +291,7 @@ def test_a_healthy_second_upstream_answers_within_the_timeout(fault: Fault, make
     faulty = make_upstream(**fault.kwargs())
     good = make_upstream("answer", answer_ip=GOOD_IP)
     dnscock = start(start_dnscock, fake_engine, faulty, good)
-    with LocalTraffic(dnscock, fake_engine.names) as local:
+    with local_traffic(dnscock, fake_engine.names) as local:
         latencies, problems = [], []
         for i in range(MAX_FAILS + 3):
             tcp = i == 0
@@ -338,5 +307,5 @@ def test_a_healthy_second_upstream_answers_within_the_timeout(fault: Fault, make
                                 f"after {seconds:.3f}s")
     record(figures, request, answer=latencies)
     assert not problems, "expected the second upstream's answer within the timeout:\n  " + "\n  ".join(problems)
-    local.check()
+    check_local(local)
     assert_healthy(dnscock)

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.support.processes import stop_process
+from tests.support.processes import LogLines, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
@@ -32,15 +31,14 @@ class DnscockProcess:
         environ.update(env or {})
         environ["PYTHONUNBUFFERED"] = "1"
         self.args = list(args)
-        self.lines: list[str] = []
-        self._eof = False
-        self._changed = threading.Condition()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dnscock", *args],
             cwd=ROOT, env=environ, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        assert self.process.stdout is not None
+        self._log = LogLines(self.process.stdout)
+        self.lines = self._log.lines  # appended to as dnscock logs
         match = self.wait_for_log(_LISTENING, start_timeout)
         self.host = match.group(1).strip("[]")
         if self.host in ("::", "0.0.0.0"):
@@ -50,33 +48,12 @@ class DnscockProcess:
         if any(arg.startswith(("-http=", "--http=")) for arg in args) or "DNSCOCK_HTTP" in (env or {}):
             self.http_url = self.wait_for_log(_HTTP, start_timeout).group(1)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
     def wait_for_log(self, pattern: str | re.Pattern, timeout: float = 10.0, start: int = 0) -> re.Match:
         """Waits for a log line matching ``pattern`` (from line ``start`` on)."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines[start:]:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._eof:
-                    raise AssertionError(f"no log line matching {regex.pattern!r}; log:\n" + self.log())
-                self._changed.wait(min(remaining, 0.2))
+        return self._log.wait_for(pattern, timeout, start)
 
     def log(self) -> str:
-        return "\n".join(self.lines)
+        return self._log.text()
 
     def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 5.0,
               **make_kwargs) -> dns.message.Message:

@@ -269,14 +269,10 @@ class FakeUpstream(ThreadedNameserver):
 
     def wait_for(self, condition: Callable[[list[Arrival]], bool], timeout: float = 10.0) -> list[Arrival]:
         """Blocks until ``condition(arrivals)`` holds; returns the arrivals then. Raises AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
         with self._arrived:
-            while not condition(self.arrivals):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{self.address}: the queries received never met the condition: "
-                                         f"{self.arrivals[-10:]}")
-                self._arrived.wait(remaining)
+            if not self._arrived.wait_for(lambda: condition(self.arrivals), timeout):
+                raise AssertionError(f"{self.address}: the queries received never met the condition: "
+                                     f"{self.arrivals[-10:]}")
             return list(self.arrivals)
 
     def probes(self) -> list[Arrival]:
