@@ -114,44 +114,52 @@ def render(entry: CachedReply, query: bytes, now: float) -> bytes:
     return query[:2] + entry.counted[2:]
 
 
-def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | None = None) -> CachedReply | None:
+def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | None = None,
+                    qtype: int | None = None) -> CachedReply | None:
     """A cache entry for an upstream reply, or None when it must not be cached.
 
-    ``infos`` are the reply's records when the caller has read them already.
+    ``infos`` are the reply's records and ``qtype`` its question's type,
+    when the caller knows them already. One pass over the records: this runs
+    for every reply forwarded.
     """
     if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] << 8 & wire.TC:
         return None
     if infos is None:
         infos = wire.records(reply)
-    if infos is None:
-        return None
-    counted = [info for info in infos if info.rtype != wire.TYPE_OPT]
-    if any(info.rtype == wire.TYPE_OPT and info.rdlength for info in infos):
-        return None  # EDNS options (a server cookie, say) are meant for one client
-    end = wire.question_end(reply)
-    if end is None:
-        return None
-    qtype = reply[end - 4] << 8 | reply[end - 3]
-    answers = [info for info in counted if info.section == 1]
-    lifetime = min((info.ttl for info in answers), default=MAX_POSITIVE_TTL)
-    if wire.rcode(reply) == wire.RCODE_NOERROR and any(
-        info.rtype == qtype or qtype == wire.TYPE_ANY for info in answers
-    ):
-        lifetime = min(lifetime, MAX_POSITIVE_TTL)
-    else:
+        if infos is None:
+            return None
+    if qtype is None:
+        end = wire.question_end(reply)
+        if end is None:
+            return None
+        qtype = reply[end - 4] << 8 | reply[end - 3]
+    ttl_offsets, ttls = [], []
+    answer_ttl = MAX_POSITIVE_TTL
+    holds_the_type = qtype == wire.TYPE_ANY
+    negative_ttl = None
+    for ttl_offset, rtype, ttl, rdata_offset, rdlength, section in infos:
+        if rtype == wire.TYPE_OPT:
+            if rdlength:
+                return None  # EDNS options (a server cookie, say) are meant for one client
+            continue
+        ttl_offsets.append(ttl_offset)
+        ttls.append(ttl)
+        if section == 1:
+            answer_ttl = min(answer_ttl, ttl)
+            holds_the_type = holds_the_type or rtype == qtype
+        elif section == 2 and rtype == wire.TYPE_SOA:
+            minimum = wire.soa_minimum(reply, rdata_offset, rdlength)
+            if minimum is not None:
+                limit = min(ttl, minimum)
+                negative_ttl = limit if negative_ttl is None else min(negative_ttl, limit)
+    if holds_the_type and wire.rcode(reply) == wire.RCODE_NOERROR:
+        lifetime = answer_ttl
+    elif negative_ttl is not None:
         # Negative: NXDOMAIN, or NODATA (perhaps at the end of a CNAME chain). Cacheable only with
         # an SOA to say for how long, and no longer than the chain's records (RFC 2308 §5).
-        minimums = [(info.ttl, wire.soa_minimum(reply, info)) for info in counted if info.section == 2]
-        limits = [min(ttl, minimum) for ttl, minimum in minimums if minimum is not None]
-        if not limits:
-            return None
-        lifetime = min(lifetime, min(limits), MAX_NEGATIVE_TTL)
+        lifetime = min(answer_ttl, negative_ttl, MAX_NEGATIVE_TTL)
+    else:
+        return None
     if lifetime <= 0:
         return None
-    return CachedReply(
-        template=reply,
-        ttl_offsets=tuple(info.ttl_offset for info in counted),
-        ttls=tuple(info.ttl for info in counted),
-        stored=now,
-        expires=now + lifetime,
-    )
+    return CachedReply(reply, tuple(ttl_offsets), tuple(ttls), now, now + lifetime)

@@ -313,7 +313,7 @@ class Resolver:
                         infos: list[wire.RecordInfo] | None) -> None:
         if not self.forward_cache.max_entries:
             return
-        entry = cache.forwarded_entry(reply, time.monotonic(), infos)
+        entry = cache.forwarded_entry(reply, time.monotonic(), infos, qtype)
         if entry is not None:
             entry.generation = generation
             entry.qtype = qtype

@@ -289,8 +289,8 @@ def records(message: bytes) -> list[RecordInfo] | None:
         return None
 
 
-def soa_minimum(message: bytes, info: RecordInfo) -> int | None:
-    """The MINIMUM field of an SOA record: the last 4 octets of its RDATA."""
-    if info.rtype != TYPE_SOA or info.rdlength < 22:
+def soa_minimum(message: bytes, rdata_offset: int, rdlength: int) -> int | None:
+    """The MINIMUM field of an SOA record's RDATA: its last 4 octets (None when too short for an SOA)."""
+    if rdlength < 22:
         return None
-    return struct.unpack_from("!I", message, info.rdata_offset + info.rdlength - 4)[0]
+    return struct.unpack_from("!I", message, rdata_offset + rdlength - 4)[0]
