@@ -548,6 +548,13 @@ class FakeEngine:
 
     # Serving
 
+    def __enter__(self) -> FakeEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def start(self) -> None:
         """Builds every response body, listens on the socket (replacing a stale socket file), serves in a thread."""
         if self._service is not None:

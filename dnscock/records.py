@@ -102,26 +102,34 @@ class _Index:
         self.addresses: dict[str, tuple[str, ...]] = {}
 
     def add(self, record: Record) -> None:
-        for labels in record.names:
-            _add_path(self.root, labels, record.id)
-        for alias in record.aliases:
-            _add_path(self.alias_root, tuple(alias.split(".")), record.id)
-        for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
-            for key in keys:
-                table[key] = _with(table.get(key, ()), record.id)
+        for root, labels in self._paths(record):
+            _add_path(root, labels, record.id)
+        for table, key in self._keys(record):
+            table[key] = _with(table.get(key, ()), record.id)
 
     def discard(self, record: Record) -> None:
+        for root, labels in self._paths(record):
+            _discard_path(root, labels, record.id)
+        for table, key in self._keys(record):
+            ids = _without(table.get(key, ()), record.id)
+            if ids:
+                table[key] = ids
+            else:
+                table.pop(key, None)
+
+    def _paths(self, record: Record) -> Iterator[tuple[_Node, tuple[str, ...]]]:
+        """Where the record stands in the two tries: its names, and its aliases' labels."""
         for labels in record.names:
-            _discard_path(self.root, labels, record.id)
+            yield self.root, labels
         for alias in record.aliases:
-            _discard_path(self.alias_root, tuple(alias.split(".")), record.id)
-        for table, keys in ((self.aliases, record.aliases), (self.addresses, record.ipv4 + record.ipv6)):
-            for key in keys:
-                ids = _without(table.get(key, ()), record.id)
-                if ids:
-                    table[key] = ids
-                else:
-                    table.pop(key, None)
+            yield self.alias_root, tuple(alias.split("."))
+
+    def _keys(self, record: Record) -> Iterator[tuple[dict[str, tuple[str, ...]], str]]:
+        """Where the record stands in the two dicts: its aliases and its addresses."""
+        for alias in record.aliases:
+            yield self.aliases, alias
+        for address in record.ipv4 + record.ipv6:
+            yield self.addresses, address
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found: set[str] = set()

@@ -24,12 +24,10 @@ from tests.support.unbound import SIGNED_ZONE, in_front_of_dnscock, validating_u
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeEngine]:
-    engine = FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock")
-    engine.start()
-    engine.add_container("redis1", image="redis")
-    engine.add_container("api", image="backend", env=["DNSDOCK_ALIAS=api.internal.docker"])
-    yield engine
-    engine.stop()
+    with FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock") as engine:
+        engine.add_container("redis1", image="redis")
+        engine.add_container("api", image="backend", env=["DNSDOCK_ALIAS=api.internal.docker"])
+        yield engine
 
 
 @pytest.fixture

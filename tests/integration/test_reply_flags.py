@@ -78,16 +78,14 @@ class ResolverLikeUpstream(FakeUpstream):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnscockProcess]:
-    engine = FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock")
-    engine.start()
-    engine.add_container("redis1", image="redis")
-    upstream = ResolverLikeUpstream()
-    process = DnscockProcess("-dns=127.0.0.1:0", f"-docker={engine.url}", f"-nameserver={upstream.address}")
-    process.wait_for_log("connected to the Docker engine")
-    yield process
-    process.stop()
-    upstream.close()
-    engine.stop()
+    with FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock") as engine:
+        engine.add_container("redis1", image="redis")
+        upstream = ResolverLikeUpstream()
+        process = DnscockProcess("-dns=127.0.0.1:0", f"-docker={engine.url}", f"-nameserver={upstream.address}")
+        process.wait_for_log("connected to the Docker engine")
+        yield process
+        process.stop()
+        upstream.close()
 
 
 NAME_KINDS = {  # kind -> (name under a unique label, rcode, local?)

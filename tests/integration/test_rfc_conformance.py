@@ -47,13 +47,11 @@ class ValidatingUpstream(FakeUpstream):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeEngine]:
-    engine = FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock")
-    engine.start()
-    engine.add_container("redis1", image="redis")
-    engine.add_container("web", image="nginx",
-                         env=["DNSDOCK_ALIAS=api.internal.docker,www.example.com,x.y.www.example.com"])
-    yield engine
-    engine.stop()
+    with FakeEngine(tmp_path_factory.mktemp("engine") / "docker.sock") as engine:
+        engine.add_container("redis1", image="redis")
+        engine.add_container("web", image="nginx",
+                             env=["DNSDOCK_ALIAS=api.internal.docker,www.example.com,x.y.www.example.com"])
+        yield engine
 
 
 @pytest.fixture
