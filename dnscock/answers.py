@@ -124,8 +124,10 @@ class AnswerBuilder:
         ttl = self.ttl(exposing)
         for record in exposing:
             target = self.target(record)
+            answered_port = next((host_port for exposed, proto, host_port in record.published
+                                  if exposed == port and proto == protocol), port)
             # The target is never compressed (RFC 2782).
-            answers.append(RR(owner, wire.TYPE_SRV, ttl, struct.pack("!HHH", 0, 0, port) + target))
+            answers.append(RR(owner, wire.TYPE_SRV, ttl, struct.pack("!HHH", 0, 0, answered_port) + target))
             additional += self.addresses(target, [record], wire.TYPE_ANY)
         return answers, additional
 

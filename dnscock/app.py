@@ -21,9 +21,9 @@ from gevent.pywsgi import WSGIServer
 from dnscock import __version__
 from dnscock.answers import DefaultTtl
 from dnscock.authority import Authority
-from dnscock.config import Config, load_config
+from dnscock.config import Config, Engine, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
-from dnscock.engine import tls_settings
+from dnscock.engine import TlsSettings, tls_settings
 from dnscock.errors import ConfigError
 from dnscock.naming import NamingOptions
 from dnscock.privileges import resolve_user, switch_user
@@ -31,6 +31,7 @@ from dnscock.records import RecordStore
 from dnscock.resolver import Resolver, ResolverOptions
 from dnscock.server import TcpServer, UdpServer
 from dnscock.sockets import bind_pair, bind_tcp, bound_address, primary_address
+from dnscock.swarm_watcher import SwarmOptions, Swarms
 from dnscock.upstream import Forwarder
 
 log = logging.getLogger("dnscock")
@@ -61,16 +62,24 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def watch_options(config: Config) -> WatchOptions:
+def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> WatchOptions:
     naming = NamingOptions(
         networks=config.networks,
         host_ip=config.host_ip,
         compose_names=config.compose_names,
         network_aliases=config.network_aliases,
         hostnames=config.hostnames,
+        engine=engine.url,
+        engine_address=engine.address,
+        several_engines=len(config.engines) > 1,
     )
     return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
-                        resync_interval=config.resync_interval, tls=tls_settings(config))
+                        resync_interval=config.resync_interval, tls=tls)
+
+
+def swarm_options(config: Config, tls: TlsSettings | None) -> SwarmOptions:
+    naming = NamingOptions(networks=config.networks)
+    return SwarmOptions(naming=naming, poll_interval=config.swarm_poll, tls=tls)
 
 
 def resolver_options(config: Config) -> ResolverOptions:
@@ -102,12 +111,15 @@ def build_resolver(config: Config, store: RecordStore, forwarder: Forwarder) -> 
     return Resolver(resolver_options(config), store, authority, forwarder)
 
 
-def check_config(config: Config) -> WatchOptions:
-    """What the option parser cannot see: the engine's TLS files and the -user; raises ConfigError."""
-    options = watch_options(config)
+def check_config(config: Config) -> list[WatchOptions]:
+    """What the option parser cannot see: the engines' TLS files and the -user; raises ConfigError.
+
+    Returns the options of each engine's watcher.
+    """
+    tls = tls_settings(config)
     if config.user:
         resolve_user(config.user)
-    return options
+    return [watch_options(config, engine, tls) for engine in config.engines]
 
 
 def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket.socket | None]:
@@ -128,7 +140,7 @@ def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
     try:
-        options = check_config(config)
+        engine_options = check_config(config)
     except ConfigError as error:
         print(f"dnscock: error: {error}", file=sys.stderr)
         return 2
@@ -154,11 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "udp": UdpServer(udp_socket, resolver),
         "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
     }
-    watcher = DockerWatcher(config.docker_url, store, config.zone, options)
+    swarms = Swarms(store, swarm_options(config, engine_options[0].tls), enabled=config.swarm == "auto")
+    watchers = [DockerWatcher(engine.url, store, config.zone, options, on_info=swarms.engine_info)
+                for engine, options in zip(config.engines, engine_options)]
     http_server = None
     if http_socket is not None:
         http_server = build_http_server(http_socket, config, store, authority.default_ttl, resolver, forwarder,
-                                        watcher, servers)
+                                        watchers, swarms, servers)
     if config.user:
         # Everything is bound and imported: no file needs opening as root from here on.
         try:
@@ -178,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              ", ".join(authority.ns_addresses))
     if http_server is not None:
         log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
-    watcher.start()
+    for watcher in watchers:
+        watcher.start()
 
     stopping.wait()
     log.info("stopping")
@@ -186,26 +201,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         http_server.stop(timeout=1)
     for server in servers.values():
         server.stop(timeout=1)
-    watcher.stop()
+    for watcher in watchers:
+        watcher.stop()
+    swarms.stop()
     forwarder.close()
     return 0
 
 
 def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
-                      resolver: Resolver, forwarder: Forwarder, watcher: DockerWatcher, servers: dict) -> WSGIServer:
+                      resolver: Resolver, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
+                      servers: dict) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
     from dnscock.metrics import QueryPathView, build_registry
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
-    health = Health(servers, store, watcher, config.docker_url)
+    health = Health(servers, store, watchers, swarms)
     query_path = QueryPathView(
         stats=resolver.stats, upstreams=forwarder.upstreams,
         caches={"local": resolver.local_cache, "forward": resolver.forward_cache},
         busy=lambda: resolver.busy, pool_size=config.forward_pool,
     )
-    registry = build_registry(query_path, store, watcher)
+    registry = build_registry(query_path, store, watchers, swarms)
     app = HttpApi(store, config.zone, default_ttl, health, registry, config.http_token,
                   is_loopback(bound_address(sock)))
     return wsgi_server(sock, app)

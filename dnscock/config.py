@@ -56,10 +56,20 @@ class Address(NamedTuple):
         return Address("::1" if self.host == "::" else "127.0.0.1", self.port)
 
 
+DEFAULT_NAMESERVER = Address("8.8.8.8", 53)
+
+
+class Engine(NamedTuple):
+    """A Docker engine to watch, and perhaps the address its host is reached at from elsewhere."""
+
+    url: str
+    address: str = ""  # with several hosts: what this engine's containers that publish ports answer
+
+
 @dataclass(frozen=True)
 class Config:
     listen: Address
-    docker_url: str
+    engines: tuple[Engine, ...]
     domain: str
     environment: str
     nameservers: tuple[Address, ...]
@@ -94,6 +104,13 @@ class Config:
     tlskey: str
     user: str
     ns_address: tuple[str, ...]
+    swarm: str
+    swarm_poll: float
+
+    @property
+    def docker_url(self) -> str:
+        """The first engine's URL (the only one, usually)."""
+        return self.engines[0].url
 
     @property
     def zone(self) -> str:
@@ -286,6 +303,13 @@ def parse_host_ip(text: str) -> str:
     return _ip(text.strip(), text) if text.strip() else ""
 
 
+def parse_swarm_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("auto", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto or off")
+    return mode
+
+
 def parse_ips(text: str) -> list[str]:
     """Comma-separated IP addresses; "" is none."""
     return [_ip(item.strip(), text) for item in text.split(",") if item.strip()]
@@ -311,6 +335,25 @@ def normalize_docker_url(url: str) -> str:
     return url
 
 
+def parse_engines(text: str) -> list[Engine]:
+    """Comma-separated ``URL[?address=IP]`` items."""
+    engines: list[Engine] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        url, _, query = item.partition("?")
+        address = ""
+        if query:
+            key, sep, value = query.partition("=")
+            if key != "address" or not sep or not value:
+                raise argparse.ArgumentTypeError(f"{item!r}: an engine takes one option, ?address=IP")
+            address = _ip(value, item)
+        engines.append(Engine(normalize_docker_url(url), address))
+    if not engines:
+        raise argparse.ArgumentTypeError(f"{text!r} names no engine")
+    return engines
+
+
 def is_own_address(server: Address, listen: Address) -> bool:
     """Would forwarding to ``server`` send the query back to dnscock itself?"""
     if server.port != listen.port:
@@ -331,10 +374,11 @@ class _Parser(configargparse.ArgumentParser):
         sys.exit(2)
 
 
-def _option(parser: _Parser, name: str, help_text: str, **kwargs) -> None:
+def _option(parser: _Parser, name: str, help_text: str, shown_default: str = "%(default)s", **kwargs) -> None:
     """Adds ``-name``, ``--name``, ``DNSCOCK_NAME`` and the config key ``name``."""
     env_var = ENV_PREFIX + name.upper().replace("-", "_")
-    parser.add_argument(f"-{name}", f"--{name}", env_var=env_var, help=f"{help_text} (default: %(default)s)", **kwargs)
+    parser.add_argument(f"-{name}", f"--{name}", env_var=env_var, help=f"{help_text} (default: {shown_default})",
+                        **kwargs)
 
 
 def _flag(parser: _Parser, name: str, help_text: str, default: bool) -> None:
@@ -365,15 +409,17 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     )
     _option(parser, "dns", "listen for DNS requests on this address", type=parse_listen, default=":53", metavar="ADDR")
     _option(
-        parser, "docker", "Docker engine to watch (unix:///path or tcp://host:port)",
-        type=normalize_docker_url, default=environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL, metavar="URL",
+        parser, "docker", "Docker engine(s) to watch: unix:///path or tcp://host:port, with ?address=IP where its "
+        "host is reached from elsewhere (repeatable, or comma-separated)",
+        shown_default=f"$DOCKER_HOST, else {DEFAULT_DOCKER_URL}", type=parse_engines, action="append", default=None,
+        metavar="URL",
     )
     _option(parser, "domain", "domain that is appended to all local names", type=parse_domain, default="docker")
     _option(parser, "environment", "optional context before the domain suffix", type=parse_environment, default="")
     _option(
         parser, "nameserver",
         "DNS server(s) for unmatched requests: host[:port], comma-separated or repeated, or resolv.conf / a path",
-        type=parse_nameservers, action="append", default=None, metavar="ADDR",
+        shown_default=str(DEFAULT_NAMESERVER), type=parse_nameservers, action="append", default=None, metavar="ADDR",
     )
     _option(parser, "ttl", "TTL in seconds of local answers", type=parse_ttl, default=0, metavar="SECONDS")
     _flag(parser, "debug", "log every query and its answer", default=False)
@@ -397,7 +443,7 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _option(parser, "local-cache-size", "local answers kept ready as bytes until a container changes (0: none)",
             type=parse_whole, default=10000, metavar="N")
     _option(parser, "network", "only answer with addresses on this network (repeatable, or comma-separated)",
-            type=parse_names, action="append", default=None, metavar="NAME")
+            shown_default="every network", type=parse_names, action="append", default=None, metavar="NAME")
     _option(parser, "host-ip", "the address containers in network mode host answer with (else they are skipped)",
             type=parse_host_ip, default="", metavar="IP")
     _flag(parser, "compose-names", "also answer <service>.<project>.<domain> for compose containers", default=True)
@@ -429,8 +475,13 @@ def build_parser(environ: dict[str, str]) -> _Parser:
         _option(parser, name, f"{what}, for -tlsverify", default=os.path.join(cert_path, file_name), metavar="FILE")
     _option(parser, "user", "started as root, switch to this user (name or uid[:gid]) once the ports are bound",
             type=parse_user, default="", metavar="USER")
+    _option(parser, "swarm", "swarm services: auto (read them from a manager among the engines, else from a "
+            "worker's swarm networks) or off (each engine's own containers only)", type=parse_swarm_mode,
+            default="auto", metavar="MODE")
+    _option(parser, "swarm-poll", "seconds between two listings of a swarm's tasks (Docker has no task events)",
+            type=parse_seconds, default=1.0, metavar="SECONDS")
     _option(parser, "ns-address", "address(es) of dnscock's own name, the NS of the zone (repeatable or "
-            "comma-separated; default: the -dns address when it is a specific one, else the host's)",
+            "comma-separated)", shown_default="the -dns address when it is a specific one, else the host's",
             type=parse_ips, action="append", default=None, metavar="IP")
     return parser
 
@@ -442,7 +493,7 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
     args = parser.parse_args(args=list(sys.argv[1:] if argv is None else argv), env_vars=environ)
     nameservers = [server for group in (args.nameserver or []) for server in group]
     if not nameservers:
-        nameservers = [Address("8.8.8.8", 53)]
+        nameservers = [DEFAULT_NAMESERVER]
     nameservers = [server for server in dict.fromkeys(nameservers) if not is_own_address(server, args.dns)]
     if not nameservers:
         parser.error(f"argument -nameserver/--nameserver: only dnscock's own address {args.dns} was given")
@@ -450,7 +501,8 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         args.allow_from = parse_networks(args.allow_from)
     derived = {
         "listen": args.dns,
-        "docker_url": args.docker,
+        "engines": tuple(dict.fromkeys(engine for group in (args.docker or [parse_engines(
+            environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL)]) for engine in group)),
         "nameservers": tuple(nameservers),
         "networks": frozenset(name for group in (args.network or []) for name in group),
         "ns_address": tuple(dict.fromkeys(address for group in (args.ns_address or []) for address in group)),

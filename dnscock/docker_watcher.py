@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from dnscock.records import Record, RecordStore
 
 log = logging.getLogger("dnscock.docker")
 
-_CONNECTION_ERRORS = (
+CONNECTION_ERRORS = (
     docker.errors.DockerException, requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
     EngineError, OSError,
 )
@@ -70,9 +70,13 @@ class WatchOptions:
 
 
 class DockerWatcher:
-    def __init__(self, url: str, store: RecordStore, zone: str, options: WatchOptions = WatchOptions()) -> None:
+    def __init__(self, url: str, store: RecordStore, zone: str, options: WatchOptions = WatchOptions(),
+                 on_info: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
         self.url = url
+        self.on_info = on_info  # told what GET /info says at each connect (the swarm side listens)
+        self.source = options.naming.engine
         self.store = store
+        store.expect(self.source)
         self.zone = zone
         self.options = options
         self._greenlet: gevent.Greenlet | None = None
@@ -103,17 +107,17 @@ class DockerWatcher:
                 self._session()
                 log.warning("lost the Docker engine at %s: the event stream ended", self.url)
                 delay, failing = BACKOFF_FIRST, True
-            except _CONNECTION_ERRORS as error:
+            except CONNECTION_ERRORS as error:
                 # A session that got connected ends an outage: the next failure starts a new one.
                 if self.connected:
                     delay, failing = BACKOFF_FIRST, False
                 level = logging.DEBUG if failing else logging.WARNING
-                log.log(level, "cannot reach the Docker engine at %s: %s; retrying", self.url, _short(error))
+                log.log(level, "cannot reach the Docker engine at %s: %s; retrying", self.url, short_error(error))
                 failing = True
             except Exception:
                 log.exception("unexpected error while watching the Docker engine at %s", self.url)
             self.connected = False
-            self.store.unavailable = True
+            self.store.set_reachable(self.source, False)
             log.debug("reconnecting to the Docker engine in %.1fs", delay)
             gevent.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
@@ -131,8 +135,9 @@ class DockerWatcher:
             events = client.events(since=self._last_event_time)
             self._sync(client, initial=True)
             self.connected = True
-            log.info("connected to the Docker engine at %s (API %s), %d containers served",
-                     self.url, client.api_version, len(self.store))
+            log.info("connected to the Docker engine at %s (API %s), %d containers served", self.url,
+                     client.api_version, sum(1 for record in self.store if record.source == self.source))
+            self._tell_info(client)
             if self.options.resync_interval > 0:
                 resyncer = gevent.spawn(self._resync_every, client, self.options.resync_interval)
             for event in events:
@@ -144,6 +149,18 @@ class DockerWatcher:
                 events.close()
             client.close()
 
+    def _tell_info(self, client: EngineClient) -> None:
+        """Hands ``GET /info`` to ``on_info`` (is the engine in a swarm?); a refusal is logged, not fatal."""
+        if self.on_info is None:
+            return
+        try:
+            info = client.info()
+        except CONNECTION_ERRORS as error:
+            log.warning("cannot read /info from the Docker engine at %s: %s; its swarm, if any, is not followed",
+                        self.url, short_error(error))
+            return
+        self.on_info(self.url, info)
+
     def _sync(self, client: EngineClient, initial: bool = False) -> bool:
         """Makes the table equal the engine's running containers; False when an event came meanwhile."""
         generation = self.store.generation
@@ -154,9 +171,9 @@ class DockerWatcher:
             return False  # an event changed the table while we listed: our listing may be older
         fresh = {record.id for record in records}
         # Containers stopped within their grace window stay, as their empty answer.
-        records += [record for record in self.store if record.stopped and record.id not in fresh]
-        added, removed = self.store.replace_all(records)
-        self.store.unavailable = False
+        records += [record for record in self.store
+                    if record.stopped and record.source == self.source and record.id not in fresh]
+        added, removed = self.store.replace_all(records, self.source)
         for record in removed:
             self._log_removed(record, "gone from the engine" if not initial else "")
         for record in added:
@@ -172,8 +189,8 @@ class DockerWatcher:
                 else:
                     self.resyncs["skipped"] += 1
                     log.debug("resync skipped: the table changed while listing")
-            except _CONNECTION_ERRORS as error:
-                log.debug("resync failed: %s", _short(error))
+            except CONNECTION_ERRORS as error:
+                log.debug("resync failed: %s", short_error(error))
 
     def _apply(self, client: EngineClient, event: Mapping[str, Any]) -> None:
         self._last_event_time = int(event.get("time") or 0) or self._last_event_time
@@ -223,7 +240,8 @@ class DockerWatcher:
         if old is None or old.stopped or old.manual:  # a manual service is the HTTP API's, not the engine's
             return
         if self.options.grace > 0:
-            self.store.put(dataclasses.replace(old, ipv4=(), ipv6=(), ports=(), metadata=(), ttl=0, stopped=True))
+            self.store.put(dataclasses.replace(old, ipv4=(), ipv6=(), ports=(), published=(), metadata=(), ttl=0,
+                                                stopped=True))
             log.info("container %s %s stopped: its names answer empty for %gs", old.container, old.short_id,
                      self.options.grace)
             gevent.spawn_later(self.options.grace, self._expire, self.store.get(container_id))
@@ -274,6 +292,6 @@ class DockerWatcher:
                  f" ({why})" if why else "")
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return text.splitlines()[0][:300]

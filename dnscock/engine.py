@@ -149,6 +149,32 @@ class EngineClient:
         """
         return self._api.events(since=since, decode=True, filters={"type": ["container", "network"]})
 
+    def info(self) -> Mapping[str, Any]:
+        """``GET /info``: its ``Swarm`` part says whether the engine is a swarm manager, a worker, or neither."""
+        return self._api.info()
+
+    def swarm_events(self) -> Iterator[Mapping[str, Any]]:
+        """Service, node and network events from now on (a manager emits them for the whole swarm)."""
+        return self._api.events(decode=True, filters={"type": ["service", "node", "network"]})
+
+    def services(self) -> list[Mapping[str, Any]]:
+        return self._api.services()
+
+    def running_tasks(self) -> list[Mapping[str, Any]]:
+        """The tasks meant to run (their own state may be starting, running, ...)."""
+        return self._api.tasks(filters={"desired-state": "running"})
+
+    def nodes(self) -> list[Mapping[str, Any]]:
+        return self._api.nodes()
+
+    def swarm_networks(self) -> list[Mapping[str, Any]]:
+        """The swarm-scoped networks this engine knows (GET /networks), without their details."""
+        return self._api.networks(filters={"scope": "swarm"})
+
+    def network_in_detail(self, network_id: str) -> Mapping[str, Any]:
+        """``GET /networks/<id>?verbose=true``: on a swarm network, every service's VIP and tasks, cluster-wide."""
+        return self._api.inspect_network(network_id, verbose=True)
+
     def running_container_ids(self) -> list[str]:
         return [summary["Id"] for summary in self._api.containers()]
 

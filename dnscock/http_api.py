@@ -16,7 +16,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from dnscock.services import (
     service_json,
 )
 from dnscock.sockets import bound_address
+from dnscock.swarm_watcher import Swarms
 
 log = logging.getLogger("dnscock.http")
 
@@ -233,11 +234,11 @@ class HttpApi:
 
 
 class Health:
-    """``/health``: healthy while the DNS listeners are up and the table follows the engine."""
+    """``/health``: healthy while the DNS listeners are up and the table follows every engine."""
 
-    def __init__(self, listeners: dict[str, Any], store: RecordStore, watcher: DockerWatcher | None,
-                 docker_url: str) -> None:
-        self.listeners, self.store, self.watcher, self.docker_url = listeners, store, watcher, docker_url
+    def __init__(self, listeners: dict[str, Any], store: RecordStore, watchers: Sequence[DockerWatcher],
+                 swarms: Swarms | None = None) -> None:
+        self.listeners, self.store, self.watchers, self.swarms = listeners, store, list(watchers), swarms
 
     def __call__(self) -> tuple[bool, dict[str, Any]]:
         reasons = []
@@ -247,16 +248,27 @@ class Health:
             listening[kind] = str(bound_address(server.socket)) if up else None
             if not up:
                 reasons.append(f"the DNS {kind} listener is down")
-        connected = self.watcher is not None and self.watcher.connected
-        synced = self.store.synced.is_set()
-        if not synced:
-            reasons.append(f"not synced yet with the Docker engine at {self.docker_url}")
-        elif not connected:
-            reasons.append(f"the Docker engine at {self.docker_url} cannot be reached: serving the last known table")
+        engines = []
+        for watcher in self.watchers:
+            synced = self.store.has_synced(watcher.source)
+            if not synced:
+                reasons.append(f"not synced yet with the Docker engine at {watcher.url}")
+            elif not watcher.connected:
+                reasons.append(f"the Docker engine at {watcher.url} cannot be reached: serving the last known table")
+            engines.append({"url": watcher.url, "connected": watcher.connected, "synced": synced})
+            if self.swarms is not None:
+                engines[-1]["swarm"] = self.swarms.engine_modes.get(watcher.url, "")
+        swarms = self.swarms.status() if self.swarms is not None else []
+        for swarm in swarms:
+            if not swarm["reading"]:
+                reasons.append(f"swarm {swarm['swarm']}: no engine of it answers ({swarm.get('failure', '')}): "
+                               "serving the last known table")
         document = {
             "status": "ok" if not reasons else "unavailable",
             "dns": listening,
-            "engine": {"url": self.docker_url, "connected": connected, "synced": synced},
+            "engine": engines[0] if engines else None,
+            "engines": engines,
+            "swarms": swarms,
             "records": len(self.store),
         }
         if reasons:

@@ -10,6 +10,7 @@ The process's own figures (``process_resident_memory_bytes``,
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -25,6 +26,7 @@ from dnscock.cache import ReplyCache
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.records import RecordStore
 from dnscock.stats import LATENCY_BUCKETS, PATHS, QueryStats
+from dnscock.swarm_watcher import Swarms
 from dnscock.upstream import Upstream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,8 +44,9 @@ class QueryPathView:
 
 
 class DnscockCollector(Collector):
-    def __init__(self, query_path: QueryPathView, store: RecordStore, watcher: DockerWatcher | None) -> None:
-        self.query_path, self.store, self.watcher = query_path, store, watcher
+    def __init__(self, query_path: QueryPathView, store: RecordStore, watchers: Sequence[DockerWatcher],
+                 swarms: Swarms | None = None) -> None:
+        self.query_path, self.store, self.watchers, self.swarms = query_path, store, list(watchers), swarms
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queries()
@@ -100,13 +103,16 @@ class DnscockCollector(Collector):
         yield up
 
     def _table(self) -> Iterator[Metric]:
-        kinds = {"container": 0, "manual": 0, "stopped": 0}
+        counts: Counter[tuple[str, str]] = Counter({("container", watcher.source): 0 for watcher in self.watchers})
+        counts[("manual", "")] += 0
         for record in self.store:
-            kinds["manual" if record.manual else "stopped" if record.stopped else "container"] += 1
-        records = GaugeMetricFamily("dnscock_records", "Records served: running containers, manual services, "
-                                    "and stopped containers within -grace", labels=["kind"])
-        for kind, count in kinds.items():
-            records.add_metric([kind], count)
+            kind = "manual" if record.manual else "stopped" if record.stopped else record.kind
+            counts[(kind, record.source)] += 1
+        records = GaugeMetricFamily("dnscock_records", "Records served, by kind (container, manual, stopped within "
+                                    "-grace, a swarm's task and vip) and source (an engine, a swarm)",
+                                    labels=["kind", "source"])
+        for (kind, source), count in sorted(counts.items()):
+            records.add_metric([kind, source], count)
         yield records
         caches = GaugeMetricFamily("dnscock_cache_entries", "Replies kept as bytes", labels=["cache"])
         for label, cache in self.query_path.caches.items():
@@ -116,22 +122,33 @@ class DnscockCollector(Collector):
                                 value=self.store.generation)
 
     def _engine(self) -> Iterator[Metric]:
-        watcher = self.watcher
-        yield GaugeMetricFamily("dnscock_engine_connected", "1 while the Docker engine's event stream is followed",
-                                value=1 if watcher is not None and watcher.connected else 0)
-        yield GaugeMetricFamily("dnscock_engine_synced", "1 once the first listing of the engine is in",
-                                value=1 if self.store.synced.is_set() else 0)
+        connected = GaugeMetricFamily("dnscock_engine_connected", "1 while the Docker engine's event stream is "
+                                      "followed", labels=["engine"])
+        synced = GaugeMetricFamily("dnscock_engine_synced", "1 once the first listing of the engine is in",
+                                   labels=["engine"])
         events = CounterMetricFamily("dnscock_engine_events", "Engine events applied, by type and action",
-                                     labels=["type", "action"])
+                                     labels=["engine", "type", "action"])
         resyncs = CounterMetricFamily("dnscock_engine_resyncs", "Periodic re-listings of the engine: done, or "
-                                      "skipped because an event changed the table meanwhile", labels=["result"])
-        if watcher is not None:
+                                      "skipped because an event changed the table meanwhile",
+                                      labels=["engine", "result"])
+        for watcher in self.watchers:
+            connected.add_metric([watcher.url], 1 if watcher.connected else 0)
+            synced.add_metric([watcher.url], 1 if self.store.has_synced(watcher.source) else 0)
             for (kind, action), count in sorted(watcher.events.items()):
-                events.add_metric([kind, action], count)
+                events.add_metric([watcher.url, kind, action], count)
             for result in ("done", "skipped"):
-                resyncs.add_metric([result], watcher.resyncs[result])
-        yield events
-        yield resyncs
+                resyncs.add_metric([watcher.url, result], watcher.resyncs[result])
+        yield from (connected, synced, events, resyncs)
+        reading = GaugeMetricFamily("dnscock_swarm_reading", "1 while a swarm's services and tasks are read from "
+                                    "one of its engines", labels=["swarm", "mode"])
+        polls = CounterMetricFamily("dnscock_swarm_polls", "Listings of a swarm's tasks (or a worker's networks)",
+                                    labels=["swarm"])
+        changes = CounterMetricFamily("dnscock_swarm_changes", "Listings that changed the table", labels=["swarm"])
+        for watcher in (self.swarms.watchers.values() if self.swarms is not None else ()):
+            reading.add_metric([watcher.key, watcher.mode], 1 if watcher.connected else 0)
+            polls.add_metric([watcher.key], watcher.polls)
+            changes.add_metric([watcher.key], watcher.changes)
+        yield from (reading, polls, changes)
 
     def _runtime(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("dnscock_pool_in_use", "Queries waiting now (forwarded, or waiting for the first "
@@ -144,9 +161,10 @@ class DnscockCollector(Collector):
         yield info
 
 
-def build_registry(query_path: QueryPathView, store: RecordStore, watcher: DockerWatcher | None) -> CollectorRegistry:
+def build_registry(query_path: QueryPathView, store: RecordStore, watchers: Sequence[DockerWatcher],
+                   swarms: Swarms | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DnscockCollector(query_path, store, watcher))
+    registry.register(DnscockCollector(query_path, store, watchers, swarms))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -99,6 +99,19 @@ def container_addresses(
     return tuple(ipv4), tuple(ipv6)
 
 
+def published_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str, int], ...]:
+    """(container port, protocol, host port) for each port published on the host (``-p``)."""
+    bindings = (inspect.get("NetworkSettings") or {}).get("Ports") or {}
+    published = set()
+    for key, hosts in bindings.items():
+        port, _, protocol = str(key).partition("/")
+        for host in hosts or ():
+            host_port = str((host or {}).get("HostPort") or "")
+            if port.isdigit() and host_port.isdigit() and 0 < int(host_port) < 65536:
+                published.add((int(port), protocol or "tcp", int(host_port)))
+    return tuple(sorted(published))
+
+
 def exposed_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
     """(port, protocol) pairs the container exposes, from its image, ``--expose`` and ``-p``."""
     config = inspect.get("Config") or {}
@@ -115,11 +128,11 @@ def exposed_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
 COMPOSE_LABELS = (("compose_project", "com.docker.compose.project"), ("compose_service", "com.docker.compose.service"))
 
 
-def _is_set(settings: Mapping[str, str], key: str) -> bool:
+def is_set(settings: Mapping[str, str], key: str) -> bool:
     return key in settings and settings[key].strip().lower() not in _FALSE
 
 
-def _aliases(value: str, container: str) -> tuple[str, ...]:
+def aliases_from(value: str, container: str) -> tuple[str, ...]:
     aliases: dict[str, None] = {}
     for alias in (part.strip().rstrip(".").lower() for part in value.split(",")):
         if not alias:
@@ -131,7 +144,7 @@ def _aliases(value: str, container: str) -> tuple[str, ...]:
     return tuple(aliases)
 
 
-def _ttl(value: str, container: str) -> int | None:
+def ttl_from(value: str, container: str) -> int | None:
     value = value.strip()
     if value.isdigit() and int(value) <= 2**31 - 1:
         return int(value)
@@ -149,6 +162,9 @@ class NamingOptions:
     compose_names: bool = True  # also <service>.<project>.<zone> for compose containers
     network_aliases: bool = False  # a container's aliases on user-defined networks as aliases
     hostnames: bool = False  # a container's explicit hostname as an alias
+    engine: str = ""  # the engine's URL: the records' source
+    engine_address: str = ""  # where the engine's host is reached: containers that publish ports answer it
+    several_engines: bool = False  # TXT names the engine
 
 
 DEFAULT_OPTIONS = NamingOptions()
@@ -184,7 +200,7 @@ def record_from_inspect(
     config = inspect.get("Config") or {}
     labels = config.get("Labels") or {}
     layers = override_layers(parse_env(config.get("Env")), labels)
-    if any(_is_set(layer, "ignore") for layer in layers):
+    if any(is_set(layer, "ignore") for layer in layers):
         return None
 
     container = container_name(inspect)
@@ -204,7 +220,15 @@ def record_from_inspect(
         image = f"{image}.{region}" if image else region
 
     ipv4, ipv6 = _served_addresses(inspect, options, network_source, layers[0], container)
-    aliases = _aliases(alias_text, container) + _engine_aliases(inspect, options)
+    published = published_ports(inspect) if options.engine_address else ()
+    if published:
+        # On another host its bridge address is out of reach: the engine's host, and the port published there.
+        host = ipaddress.ip_address(options.engine_address)
+        ipv4, ipv6 = ((str(host),), ()) if host.version == 4 else ((), (str(host),))
+    aliases = aliases_from(alias_text, container) + _engine_aliases(inspect, options)
+    metadata = tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label))
+    if options.several_engines:
+        metadata += (("engine", options.engine),)
     return Record(
         id=str(inspect.get("Id") or ""),
         container=container,
@@ -212,10 +236,11 @@ def record_from_inspect(
         aliases=tuple(dict.fromkeys(aliases)),
         ipv4=ipv4,
         ipv6=ipv6,
-        ttl=None if ttl_text is None else _ttl(ttl_text, container),
+        ttl=None if ttl_text is None else ttl_from(ttl_text, container),
         image=str(config.get("Image") or ""),
         ports=exposed_ports(inspect),
-        metadata=tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label)),
+        published=published,
+        metadata=metadata,
         extra_names=_compose_names(labels) if options.compose_names else (),
         # Interned: 10,000 containers share a few image and network names.
         name=sys.intern(".".join(split_name(name))),
@@ -223,6 +248,7 @@ def record_from_inspect(
         networks=tuple(sys.intern(str(network)) for network in sorted(
             (inspect.get("NetworkSettings") or {}).get("Networks") or {})),
         health=sys.intern(health(inspect)),
+        source=options.engine,
     )
 
 

@@ -11,7 +11,9 @@ with the number of labels in the query, not with the number of containers:
   non-terminals (RFC 8020) and the zone an alias outside the domain is in.
 
 Every change bumps ``generation`` and wakes the greenlets waiting in
-``wait_changed``; ``synced`` is set once the first full listing is in.
+``wait_changed``; ``synced`` is set once the first full listing is in (of
+every source: each engine, each swarm, whose records ``replace_all``
+swaps by source).
 
 Besides containers the store holds manual services (put through the HTTP
 API, as dnsdock's ``PUT /services/{id}``), which container events and
@@ -45,6 +47,8 @@ class Record:
     ttl: int | None = None  # None: the -ttl option
     image: str = ""  # the image reference the container was created with
     ports: tuple[tuple[int, str], ...] = ()  # exposed (port, "tcp" | "udp")
+    # (port, protocol, host port): with the engine's host address answered, SRV gives the host port.
+    published: tuple[tuple[int, str, int], ...] = ()
     metadata: tuple[tuple[str, str], ...] = ()  # extra key=value facts published in TXT
     extra_names: tuple[tuple[str, ...], ...] = ()  # more label paths matched like ``labels`` (compose)
     stopped: bool = False  # stopped within its grace window: its names answer NOERROR, no records
@@ -53,6 +57,9 @@ class Record:
     image_name: str = ""  # the <image-name> part of ``labels``
     networks: tuple[str, ...] = ()  # the Docker networks it is attached to, for humans
     health: str = ""  # its healthcheck's status, "" without one
+    source: str = ""  # where it comes from: an engine's URL, a swarm; "" for manual ones
+    kind: str = "container"  # or "task" and "vip", a swarm service's
+    exact: bool = False  # its names match only in full: no parts left out on the left, no extra labels
 
     @property
     def names(self) -> tuple[tuple[str, ...], ...]:
@@ -73,13 +80,14 @@ def full_name(labels: tuple[str, ...], zone: str) -> str:
 
 
 class _Node:
-    __slots__ = ("children", "terminal")
+    __slots__ = ("children", "terminal", "exact")
 
     def __init__(self) -> None:
         # Most nodes are leaves holding one record: no dict, and a tuple rather than a set,
         # which keeps 10,000 containers in a few megabytes.
         self.children: dict[str, _Node] | None = None
         self.terminal: tuple[str, ...] = ()  # ids of records whose labels end here
+        self.exact: tuple[str, ...] = ()  # ids of records whose labels end here and match only in full
 
 
 def _with(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
@@ -103,7 +111,7 @@ class _Index:
 
     def add(self, record: Record) -> None:
         for root, labels in self._paths(record):
-            _add_path(root, labels, record.id)
+            _add_path(root, labels, record.id, record.exact and root is self.root)
         for table, key in self._keys(record):
             table[key] = _with(table.get(key, ()), record.id)
 
@@ -137,7 +145,7 @@ class _Index:
         return found
 
 
-def _add_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
+def _add_path(root: _Node, labels: tuple[str, ...], record_id: str, exact: bool = False) -> None:
     node = root
     for label in reversed(labels):
         if node.children is None:
@@ -146,7 +154,10 @@ def _add_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
         if child is None:
             child = node.children[label] = _Node()
         node = child
-    node.terminal = _with(node.terminal, record_id)
+    if exact:
+        node.exact = _with(node.exact, record_id)
+    else:
+        node.terminal = _with(node.terminal, record_id)
 
 
 def _discard_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
@@ -157,10 +168,11 @@ def _discard_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
             return  # not there (a second name of the record sharing this path)
         path.append(child)
     path[-1].terminal = _without(path[-1].terminal, record_id)
+    path[-1].exact = _without(path[-1].exact, record_id)
     # Prune the nodes left holding nothing, from the leaf up.
     for depth in range(len(path) - 1, 0, -1):
         node = path[depth]
-        if node.terminal or node.children:
+        if node.terminal or node.exact or node.children:
             break
         parent = path[depth - 1]
         assert parent.children is not None
@@ -182,7 +194,8 @@ _NOWHERE = AliasPlace(0, False)
 def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None:
     """Collects the ids of records whose labels the query ``labels[:i+1]`` matches."""
     while True:
-        if i < 0:  # the query ran out of labels: everything below matches
+        if i < 0:  # the query ran out of labels: everything below matches, and what matches only in full
+            found.update(node.exact)
             _collect(node, found)
             return
         found.update(node.terminal)  # extra labels on the left of a full name match
@@ -217,8 +230,10 @@ class RecordStore:
         self._records: dict[str, Record] = {}
         self._index = _Index()
         self.generation = 0
+        # Set once every source has synced or is known to be unreachable, and one has synced.
         self.synced = gevent.event.Event()
-        self.unavailable = False  # the watcher's word: the engine cannot be reached now
+        self._sources: dict[str, bool] = {}  # source -> whether it has synced once
+        self._unreachable: set[str] = set()
         self._changed = gevent.event.Event()
         self._patches: dict[str, dict[str, Any]] = {}  # container id -> Record fields laid over it
 
@@ -296,25 +311,56 @@ class RecordStore:
         self._index.add(record)
         self._bump()
 
-    def replace_all(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
-        """Swaps in a whole new table of containers (a resync); returns (added or changed, removed).
+    def replace_all(self, records: Iterable[Record], source: str = "") -> tuple[list[Record], list[Record]]:
+        """Swaps in a whole new table of one source's records (a resync); returns (added or changed, removed).
 
-        Manual services are kept as they are.
+        The records of other sources, and manual services, are kept as they are.
         """
-        manual = {record.id: record for record in self._records.values() if record.manual}
-        fresh = {record.id: self._patched(record) for record in records if record.id not in manual}
-        self._patches = {record_id: patch for record_id, patch in self._patches.items() if record_id in fresh}
-        fresh.update(manual)
+        kept = {record.id: record for record in self._records.values() if record.manual or record.source != source}
+        fresh = {record.id: self._patched(record) for record in records if record.id not in kept}
+        self._patches = {record_id: patch for record_id, patch in self._patches.items()
+                         if record_id in fresh or record_id in kept}
+        added = [r for r in fresh.values() if self._records.get(r.id) != r]
+        removed = [r for r in self._records.values() if r.id not in fresh and r.id not in kept]
+        fresh.update(kept)
         index = _Index()
         for record in fresh.values():
             index.add(record)
-        added = [r for r in fresh.values() if self._records.get(r.id) != r]
-        removed = [r for r in self._records.values() if r.id not in fresh]
         self._records, self._index = fresh, index
-        self.synced.set()
+        self._sources[source] = True
+        self._unreachable.discard(source)
+        self._check_synced()
         if added or removed:
             self._bump()
         return added, removed
+
+    # -- the sources' state --
+
+    def expect(self, source: str) -> None:
+        """``source`` will sync: until it has (or is unreachable), ``synced`` waits for it."""
+        self._sources.setdefault(source, False)
+
+    def has_synced(self, source: str) -> bool:
+        return self._sources.get(source, False)
+
+    def set_reachable(self, source: str, reachable: bool) -> None:
+        self.expect(source)
+        if reachable:
+            self._unreachable.discard(source)
+        else:
+            self._unreachable.add(source)
+        self._check_synced()
+
+    @property
+    def unavailable(self) -> bool:
+        """Every source is unreachable now (before the first sync: local names get SERVFAIL at once)."""
+        return bool(self._sources) and len(self._unreachable) == len(self._sources)
+
+    def _check_synced(self) -> None:
+        """Synced once one source has synced and every other has too, or is unreachable."""
+        sources = self._sources
+        if any(sources.values()) and all(done or source in self._unreachable for source, done in sources.items()):
+            self.synced.set()
 
     def _bump(self) -> None:
         self.generation += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.private_engine import EngineUnavailable, PrivateEngine
+from tests.support.swarm import PrivateSwarm
 
 
 def start_engine(prefix: str) -> PrivateEngine:
@@ -40,6 +41,43 @@ def engine():
     engine = start_engine("dck-")
     yield engine
     stop_engine(engine)
+
+
+def start_swarm(prefix: str = "dcs-", managers: int = 1, **kwargs) -> PrivateSwarm:
+    """A private two-node swarm (tests/support/swarm.py); skips outside CI when none can be made here."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    swarm = PrivateSwarm(root, managers=managers, **kwargs)
+    try:
+        swarm.start()
+    except EngineUnavailable as error:
+        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("CI"):
+            pytest.fail(f"no private Docker swarm in CI: {error}")
+        pytest.skip(f"no private Docker swarm here: {error}")
+    return swarm
+
+
+def stop_swarm(swarm: PrivateSwarm) -> None:
+    """Stops it; fails when anything of it is left on the machine."""
+    swarm.stop()
+    left = swarm.leftovers()
+    assert not left, f"the swarm left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    """Node 1 (manager, root namespace) and node 2 (worker, its own namespace), for the module's tests."""
+    swarm = start_swarm()
+    yield swarm
+    stop_swarm(swarm)
+
+
+@pytest.fixture
+def swarm_env(swarm):
+    """The module's swarm, emptied of stacks, services, containers and networks after each test, with
+    node 2 connected and active again."""
+    yield swarm
+    swarm.reset()
 
 
 @pytest.fixture

@@ -134,8 +134,8 @@ def test_metrics_count_forwarded_cached_and_malformed_queries_and_upstream_timeo
     assert values[("dnscock_upstream_timeouts_total", nameserver)] == 4
     assert values[("dnscock_upstream_queries_total", (("nameserver", str(answering.address)),))] == 4
     assert values[("dnscock_upstream_errors_total", nameserver)] == 0
-    assert values[("dnscock_engine_connected", ())] == 0
-    assert values[("dnscock_records", (("kind", "container"),))] == 0
+    assert values[("dnscock_engine_connected", (("engine", NO_ENGINE),))] == 0
+    assert values[("dnscock_records", (("kind", "container"), ("source", NO_ENGINE)))] == 0
     assert values[("dnscock_pool_in_use", ())] == 0
     assert values[("dnscock_greenlets", ())] >= 1
     assert values[("process_resident_memory_bytes", ())] > 0

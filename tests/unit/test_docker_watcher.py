@@ -91,7 +91,7 @@ def test_the_first_listing_replaces_the_table_sets_synced_and_connected(engine, 
     store = RecordStore()
     store.put(Record(id="f" * 64, container="stale", labels=("stale", "redis"), ipv4=("172.17.0.99",)))
     store.put_manual(Record(id="pinned", container="", labels=("pinned",), ipv4=("192.0.2.7",)))
-    store.unavailable = True  # as after an outage
+    store.set_reachable("", False)  # as after an outage
     alpha = engine.run("alpha", "172.17.0.2")
     engine.run("stopped", "172.17.0.3", running=False)
 

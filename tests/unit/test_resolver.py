@@ -164,7 +164,7 @@ def test_other_opcodes_get_notimp_and_other_classes_refused():
 
 def test_before_the_first_sync_local_queries_wait_or_fail_when_the_engine_is_down():
     resolver, store = make_resolver(synced=False)
-    store.unavailable = True
+    store.set_reachable("", False)
     assert ask(resolver, "redis.docker").rcode() == dns.rcode.SERVFAIL
 
 
