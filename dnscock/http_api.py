@@ -166,6 +166,7 @@ class HttpApi:
             except HttpError:
                 existing = None
         if existing is not None and not existing.manual:
+            _refuse_swarm_writes(existing)
             raise HttpError(409, f"{service_id!r} is container {existing.container}: PATCH it instead", "id")
         try:
             record = manual_record(service_id, document)
@@ -179,6 +180,7 @@ class HttpApi:
     def patch_service(self, environ: dict[str, Any], service_id: str) -> Response:
         document = self._body_json(environ)
         record = self._find(service_id)
+        _refuse_swarm_writes(record)
         try:
             changes = parse_changes(document, record)
         except ServiceError as error:
@@ -189,6 +191,7 @@ class HttpApi:
 
     def delete_service(self, environ: dict[str, Any], service_id: str) -> Response:
         record = self._find(service_id)
+        _refuse_swarm_writes(record)
         if not record.manual:
             raise HttpError(409, f"{service_id!r} is container {record.container}: stop it, or label it "
                             "com.dnsdock.ignore, to take its names away", "id")
@@ -274,6 +277,13 @@ class Health:
         if reasons:
             document["reasons"] = reasons
         return not reasons, document
+
+
+def _refuse_swarm_writes(record: Record) -> None:
+    """A swarm's tasks and VIPs are read-only here: the swarm's managers own them."""
+    if record.kind in ("task", "vip"):
+        raise HttpError(409, f"{record.id!r} is a {record.kind} of swarm service {record.container}: change the "
+                        "service (docker service update, its com.dnsdock.* labels) instead", "id")
 
 
 def is_loopback(address: Address) -> bool:

@@ -52,7 +52,8 @@ def rows(services: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
             cell(service.get("IPs")) if not service.get("Stopped") else "(stopped)",
             str(service.get("TTL", "")),
             cell(service.get("Aliases")),
-            cell(service.get("Networks")) if not service.get("Manual") else "(manual)",
+            "(manual)" if service.get("Manual") else cell(service.get("Networks"))
+            + (f" ({service['Kind']})" if service.get("Kind") in ("task", "vip") else ""),
             service.get("Health") or "-",
             short,
         ))

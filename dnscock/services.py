@@ -52,6 +52,8 @@ def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
         "Networks": list(record.networks),
         "Health": record.health,
         "Stopped": record.stopped,
+        "Kind": "manual" if record.manual else record.kind,
+        "Source": record.source,
     }
 
 

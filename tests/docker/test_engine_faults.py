@@ -36,7 +36,7 @@ from tests.docker.conftest import start_engine, stop_engine
 from tests.support.dnscock_process import DnscockProcess, rcode
 from tests.support.engine_proxy import EngineProxy
 from tests.support.fake_upstream import ANSWER_IP, FakeUpstream
-from tests.support.private_engine import BUSYBOX_IMAGE, PrivateEngine
+from tests.support.private_engine import BUSYBOX_IMAGE, PrivateEngine, container_ip
 from tests.support.prober import Prober
 
 DNS_TIMEOUT = 2.0  # a probe not answered within this is a failure (dnscock's own -timeout default)
@@ -52,11 +52,6 @@ def own_engine():
     engine = start_engine("dck-flt-")
     yield engine
     stop_engine(engine)
-
-
-def _ip(container) -> str:
-    container.reload()
-    return container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
 
 
 def _answered(reply) -> bool:
@@ -79,7 +74,7 @@ def _restart_and_recover(engine: PrivateEngine, dnscock: DnscockProcess, mark: i
     started = time.time()
     dnscock.wait_for_answer("newcomer.redis.docker", _answered, timeout=60)
     answered = time.time()
-    assert dnscock.addresses("newcomer.redis.docker") == [_ip(newcomer)]
+    assert dnscock.addresses("newcomer.redis.docker") == [container_ip(newcomer)]
     reconnected = _log_time(dnscock, CONNECTED, mark)
     print(f"\n{title}: fault end -> dnscock reconnected {reconnected - fault_end:.2f}s; "
           f"-> newcomer answered {answered - fault_end:.2f}s "
@@ -93,7 +88,7 @@ def _start_probed(engine: PrivateEngine, docker_url: str, start_dnscock: Callabl
     known = engine.run("redis:latest", name="known")
     dnscock = start_dnscock(f"-docker={docker_url}", f"-nameserver={upstream.address}")
     dnscock.wait_for_log(CONNECTED)
-    expected = {"known.redis.docker": [_ip(known)], FORWARDED: [ANSWER_IP]}
+    expected = {"known.redis.docker": [container_ip(known)], FORWARDED: [ANSWER_IP]}
     return dnscock, Prober(dnscock, expected, timeout=DNS_TIMEOUT)
 
 
@@ -205,8 +200,8 @@ def test_slow_engine_api(docker_env, slow_proxy, start_dnscock, upstream):
         dnscock.wait_for_answer("after.redis.docker", _answered, timeout=30)
         answered_after = time.time()
         prober.wait_rounds("after", 5)
-    assert dnscock.addresses("slow.redis.docker") == [_ip(slow)]
-    assert dnscock.addresses("after.redis.docker") == [_ip(after)]
+    assert dnscock.addresses("slow.redis.docker") == [container_ip(slow)]
+    assert dnscock.addresses("after.redis.docker") == [container_ip(after)]
     prober.report(f"slow API ({SLOW_DELAY:g}s per response)")
     print(f"\nslow API: a container started under the delay answered {slow_answered:.2f}s after its start; "
           f"a forced reconnect under the delay took {reconnected_at - lost_at:.2f}s; "

@@ -7,12 +7,7 @@ import subprocess
 import dns.rdatatype
 
 from tests.support.dnscock_process import rcode
-
-
-def ip_of(engine, container) -> str:
-    container.reload()
-    networks = container.attrs["NetworkSettings"]["Networks"]
-    return next(network["IPAddress"] for network in networks.values() if network["IPAddress"])
+from tests.support.private_engine import container_ip
 
 
 def has_answer(reply) -> bool:
@@ -37,7 +32,7 @@ def test_seed_readme_examples_with_dig(docker_env, dnscock_for):
     redis2 = engine.run("redis:latest", name="redis2")
     web = engine.run("nginx:1.25", name="web")
     dnscock = dnscock_for(engine)
-    ips = {c.name: ip_of(engine, c) for c in (redis1, redis2, web)}
+    ips = {c.name: container_ip(c) for c in (redis1, redis2, web)}
 
     assert dig_short(dnscock, "*.docker") == sorted(ips.values())
     assert dig_short(dnscock, "redis.docker") == sorted([ips["redis1"], ips["redis2"]])
@@ -54,7 +49,7 @@ def test_a_started_container_answers_and_a_stopped_one_is_nxdomain(docker_env, d
 
     redis1 = engine.run("redis:latest", name="redis1")
     reply = dnscock.wait_for_answer("Redis1.REDIS.docker", has_answer)
-    assert [rr.address for rr in reply.answer[0]] == [ip_of(engine, redis1)]
+    assert [rr.address for rr in reply.answer[0]] == [container_ip(redis1)]
     assert reply.answer[0].ttl == 30
     assert reply.answer[0].name.to_text() == "Redis1.REDIS.docker.", "the owner echoes the question"
     assert reply.flags & dns.flags.AA
@@ -77,7 +72,7 @@ def test_rename_and_restart(docker_env, dnscock_for):
 
     container.restart(timeout=5)
     reply = dnscock.wait_for_answer("after.redis.docker", has_answer)
-    assert [rr.address for rr in reply.answer[0]] == [ip_of(engine, container)]
+    assert [rr.address for rr in reply.answer[0]] == [container_ip(container)]
 
 
 def test_dnsdock_env_overrides(docker_env, dnscock_for):
@@ -87,7 +82,7 @@ def test_dnsdock_env_overrides(docker_env, dnscock_for):
         environment={"DNSDOCK_NAME": "foo.boo", "DNSDOCK_IMAGE": "cache", "DNSDOCK_TTL": "42"},
     )
     dnscock = dnscock_for(engine, "-ttl=5")
-    ip = ip_of(engine, container)
+    ip = container_ip(container)
     reply = dnscock.query("foo.boo.cache.docker")
     assert [rr.address for rr in reply.answer[0]] == [ip]
     assert reply.answer[0].ttl == 42
@@ -101,8 +96,8 @@ def test_an_alias_on_two_containers_answers_both(docker_env, dnscock_for):
     one = engine.run("redis:latest", name="one", environment={"DNSDOCK_ALIAS": "local.web1.fi,local.web2.fi"})
     two = engine.run("redis:latest", name="two", environment={"DNSDOCK_ALIAS": "local.web1.fi, bad..alias"})
     dnscock = dnscock_for(engine)
-    assert dnscock.addresses("local.web1.fi") == sorted([ip_of(engine, one), ip_of(engine, two)])
-    assert dnscock.addresses("LOCAL.web2.fi") == [ip_of(engine, one)]
+    assert dnscock.addresses("local.web1.fi") == sorted([container_ip(one), container_ip(two)])
+    assert dnscock.addresses("LOCAL.web2.fi") == [container_ip(one)]
     assert "container two: skipping invalid alias 'bad..alias'" in dnscock.log()
     # An alias is an exact name: a name beside it is forwarded, not answered from the alias.
     reply = dnscock.query("other.web1.fi")
@@ -115,7 +110,7 @@ def test_ignored_containers_are_not_served(docker_env, dnscock_for):
     engine.run("redis:latest", name="hidden2", environment={"SERVICE_IGNORE": "true"})
     shown = engine.run("redis:latest", name="shown")
     dnscock = dnscock_for(engine)
-    assert dnscock.addresses("redis.docker") == [ip_of(engine, shown)]
+    assert dnscock.addresses("redis.docker") == [container_ip(shown)]
 
 
 def test_registrator_variables(docker_env, dnscock_for):
@@ -125,7 +120,7 @@ def test_registrator_variables(docker_env, dnscock_for):
         environment={"SERVICE_NAME": "cache", "SERVICE_TAGS": "primary,fast", "SERVICE_REGION": "eu"},
     )
     dnscock = dnscock_for(engine)
-    assert dnscock.addresses("primary.cache.eu.docker") == [ip_of(engine, container)]
+    assert dnscock.addresses("primary.cache.eu.docker") == [container_ip(container)]
 
 
 def test_image_names_from_references_and_ids(docker_env, dnscock_for):
@@ -134,8 +129,8 @@ def test_image_names_from_references_and_ids(docker_env, dnscock_for):
     image_id = engine.client.images.get("local/busybox:latest").id
     by_id = engine.run(image_id, name="byid")
     dnscock = dnscock_for(engine, "-environment=prod")
-    assert dnscock.addresses("tagged.bar.baz.prod.docker") == [ip_of(engine, tagged)]
-    assert dnscock.addresses("byid.prod.docker") == [ip_of(engine, by_id)]
+    assert dnscock.addresses("tagged.bar.baz.prod.docker") == [container_ip(tagged)]
+    assert dnscock.addresses("byid.prod.docker") == [container_ip(by_id)]
     assert rcode(dnscock.query("nobody.prod.docker")) == "NXDOMAIN"
     # Outside <environment>.<domain> a name is not ours: it goes upstream.
     assert dnscock.addresses("tagged.bar.baz.docker") == ["192.0.2.53"]
@@ -148,7 +143,7 @@ def test_a_container_only_on_a_user_defined_network(docker_env, dnscock_for):
     container.reload()
     assert container.attrs["NetworkSettings"]["IPAddress"] == ""
     dnscock = dnscock_for(engine)
-    assert dnscock.addresses("db.redis.docker") == [ip_of(engine, container)]
+    assert dnscock.addresses("db.redis.docker") == [container_ip(container)]
 
 
 def test_nodata_for_a_type_the_name_lacks(docker_env, dnscock_for):

@@ -30,7 +30,7 @@ def test_engine_down_at_start_then_up_then_killed_then_back(own_engine, start_dn
 
     # 2. The engine comes up: dnscock connects by itself and serves its containers.
     engine.start()
-    survivor = engine.run("redis:latest", name="survivor")
+    engine.run("redis:latest", name="survivor")
     dnscock.wait_for_answer("survivor.redis.docker", lambda reply: bool(reply.answer), timeout=60)
 
     # 3. The engine is SIGKILLed: the last known table keeps being served.

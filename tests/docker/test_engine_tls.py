@@ -23,7 +23,7 @@ import pytest
 
 from tests.support.dnscock_process import ROOT, rcode
 from tests.support.fake_upstream import ANSWER_IP
-from tests.support.private_engine import EngineUnavailable, PrivateEngine
+from tests.support.private_engine import EngineUnavailable, PrivateEngine, container_ip
 from tests.support.tls_certs import CertSet, OpensslUnavailable, make_certs
 
 
@@ -82,10 +82,10 @@ def test_flags_listing_and_events_over_tls(engine_env, certs, start_dnscock, ups
     before = engine.run("redis:latest", name="before")  # read by the start-up listing (pipelined inspect)
     dnscock = start_dnscock(f"-docker={engine.tls_url}", f"-nameserver={upstream.address}", *_tls_flags(certs))
     dnscock.wait_for_log(rf"connected to the Docker engine at {engine.tls_url}")
-    assert dnscock.addresses("before.redis.docker") == [_ip(before)]
+    assert dnscock.addresses("before.redis.docker") == [container_ip(before)]
     after = engine.run("redis:latest", name="after")  # told by the event stream, inspected alone
     dnscock.wait_for_answer("after.redis.docker", _has_answer)
-    assert dnscock.addresses("after.redis.docker") == [_ip(after)]
+    assert dnscock.addresses("after.redis.docker") == [container_ip(after)]
     assert dnscock.addresses("www.example.com") == [ANSWER_IP]
     assert "TLS with the engine failed" not in dnscock.log()
 
@@ -97,7 +97,7 @@ def test_docker_env_vars_only(engine_env, certs, start_dnscock, upstream):
         "DOCKER_HOST": engine.tls_url, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs.client_dir),
     })
     dnscock.wait_for_log(rf"connected to the Docker engine at {engine.tls_url}")
-    assert dnscock.addresses("envonly.redis.docker") == [_ip(container)]
+    assert dnscock.addresses("envonly.redis.docker") == [container_ip(container)]
 
 
 @pytest.mark.parametrize("case", ["wrong-ca", "untrusted-client"])
@@ -148,8 +148,3 @@ def test_missing_certificate_file_stops_at_start(case, certs, tmp_path, upstream
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert option in lines[0] and str(missing) in lines[0], lines[0]
-
-
-def _ip(container) -> str:
-    container.reload()
-    return container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]

@@ -28,7 +28,7 @@ import pytest
 
 from tests.support.dnscock_process import ROOT, rcode
 from tests.support.engine_proxy import EngineProxy, allowed
-from tests.support.private_engine import PrivateEngine
+from tests.support.private_engine import PrivateEngine, container_ip
 from tests.support.processes import LogLines, stop_process
 
 CONFIG = ROOT / "conf" / "engine-proxy.haproxy.cfg"
@@ -93,17 +93,12 @@ def _answered(reply) -> bool:
     return bool(reply.answer)
 
 
-def _ip(container) -> str:
-    container.reload()
-    return container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-
-
 def test_dnscock_works_through_the_proxy_and_writes_are_refused(docker_env, haproxy, start_dnscock, upstream):
     engine: PrivateEngine = docker_env
     first = engine.run("redis:latest", name="first")
     dnscock = start_dnscock(f"-docker=unix://{haproxy.listen}", f"-nameserver={upstream.address}", "-grace=0")
     dnscock.wait_for_log("connected to the Docker engine")
-    assert dnscock.addresses("first.redis.docker") == [_ip(first)]  # the listing, pipelined through haproxy
+    assert dnscock.addresses("first.redis.docker") == [container_ip(first)]  # the listing, pipelined through haproxy
 
     # Events: start, stop, start again.
     second = engine.run("redis:latest", name="second")
@@ -112,7 +107,7 @@ def test_dnscock_works_through_the_proxy_and_writes_are_refused(docker_env, hapr
     dnscock.wait_for_answer("second.redis.docker", lambda reply: rcode(reply) == "NXDOMAIN")
     second.start()
     dnscock.wait_for_answer("second.redis.docker", _answered)
-    assert dnscock.addresses("second.redis.docker") == [_ip(second)]
+    assert dnscock.addresses("second.redis.docker") == [container_ip(second)]
 
     # Writes through the proxy are refused and never reach the engine.
     api = docker.APIClient(base_url=f"unix://{haproxy.listen}", version="auto", timeout=10)
@@ -134,7 +129,7 @@ def test_dnscock_works_through_the_proxy_and_writes_are_refused(docker_env, hapr
     # dnscock still follows the engine after that.
     third = engine.run("redis:latest", name="third")
     dnscock.wait_for_answer("third.redis.docker", _answered)
-    assert dnscock.addresses("third.redis.docker") == [_ip(third)]
+    assert dnscock.addresses("third.redis.docker") == [container_ip(third)]
 
     dnscock.stop()
     requests = haproxy.requests()

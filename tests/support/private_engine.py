@@ -285,6 +285,15 @@ class PrivateEngine:
         return " | ".join(lines[-3:])
 
 
+def container_ip(container, network: str | None = None) -> str:
+    """A running container's IPv4 address on ``network`` (default: its first network that gave it one)."""
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    if network is not None:
+        return networks[network]["IPAddress"]
+    return next(settings["IPAddress"] for settings in networks.values() if settings["IPAddress"])
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -88,3 +88,52 @@ def test_changes_bump_the_generation_and_wake_waiters():
     store.put(record("1", "one"))  # the same record again: no change
     assert store.generation == generation + 1
     assert store.wait_changed(0.01) is False
+
+
+# -- several sources: engines and swarms, each swapping its own records --
+
+
+def test_a_source_replaces_its_own_records_and_keeps_the_others():
+    store = RecordStore()
+    store.replace_all([Record("a1", "a1", ("a1", "img"), source="engine-a")], "engine-a")
+    store.replace_all([Record("b1", "b1", ("b1", "img"), source="engine-b")], "engine-b")
+    store.put_manual(record("m", "manual"))
+    added, removed = store.replace_all([Record("a2", "a2", ("a2", "img"), source="engine-a")], "engine-a")
+    assert sorted(r.id for r in store) == ["a2", "b1", "m"]
+    assert [r.id for r in added] == ["a2"] and [r.id for r in removed] == ["a1"]
+    assert [r.id for r in store.match(("img",))] == ["a2", "b1"]
+
+
+def test_synced_waits_for_every_source_unless_it_is_unreachable():
+    store = RecordStore()
+    store.expect("engine-a")
+    store.expect("engine-b")
+    store.replace_all([], "engine-a")
+    assert not store.synced.is_set(), "engine-b has not synced yet"
+    store.set_reachable("engine-b", False)
+    assert store.synced.is_set(), "one synced and the other cannot be reached: answer from what is there"
+    assert not store.unavailable, "engine-a is reachable"
+
+
+def test_no_source_reachable_before_any_sync_is_unavailable_not_synced():
+    store = RecordStore()
+    for source in ("engine-a", "swarm:x"):
+        store.set_reachable(source, False)
+    assert store.unavailable and not store.synced.is_set()
+    store.replace_all([], "swarm:x")
+    assert store.synced.is_set() and not store.unavailable and store.has_synced("swarm:x")
+
+
+def test_an_exact_record_matches_its_full_name_only():
+    store = RecordStore()
+    task = Record("t1", "web.1", ("1", "web", "shop"), extra_names=(("tasks", "web", "shop"),), ipv4=("10.0.1.3",))
+    vip = Record("vip:s", "shop_web", ("vip", "web", "shop"), ipv4=("10.0.1.2",), exact=True)
+    store.replace_all([task, vip])
+    assert [r.id for r in store.match(("web", "shop"))] == ["t1"], "the service's name answers its tasks only"
+    assert [r.id for r in store.match(("tasks", "web", "shop"))] == ["t1"]
+    assert [r.id for r in store.match(("1", "web", "shop"))] == ["t1"]
+    assert [r.id for r in store.match(("vip", "web", "shop"))] == ["vip:s"]
+    assert [r.id for r in store.match(("*", "web", "shop"))] == ["t1", "vip:s"]
+    assert store.match(("x", "vip", "web", "shop")) == [], "no extra labels on the left of an exact name"
+    store.replace_all([task])
+    assert store.match(("vip", "web", "shop")) == []
