@@ -207,8 +207,9 @@ def worker_records(networks: Iterable[Json], options: NamingOptions = DEFAULT_OP
         records.append(_task_record(service, task_id, entry["place"] or task_id[:12], "", _split(entry["addresses"]),
                                     tuple(entry["networks"]), source))
     for service_name, addresses in sorted(vips.items()):
-        ipv4, ipv6 = _split(addresses)
-        records.append(_vip_record(_named_service(service_name), ipv4, ipv6, source))
+        ipv4, ipv6 = _split(addresses)  # a dnsrr service's VIP is "<nil>"
+        if ipv4 or ipv6:
+            records.append(_vip_record(_named_service(service_name), ipv4, ipv6, source))
     return records
 
 

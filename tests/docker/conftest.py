@@ -66,7 +66,10 @@ def stop_swarm(swarm: PrivateSwarm) -> None:
 
 @pytest.fixture(scope="module")
 def swarm():
-    """Node 1 (manager, root namespace) and node 2 (worker, its own namespace), for the module's tests."""
+    """Node 1 (manager, root namespace) and node 2 (worker, its own namespace), for the module's tests.
+
+    Tests that stop a node's engine or otherwise break the swarm start their own with ``start_swarm()``
+    (``managers=2`` for two managers) and end it with ``stop_swarm()``."""
     swarm = start_swarm()
     yield swarm
     stop_swarm(swarm)

@@ -128,6 +128,8 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
 
     services = client.api.services()
     save(out, "services", trim(sorted(services, key=lambda s: s["Spec"]["Name"])))
+    save(out, "services_status", [{"Name": s["Spec"]["Name"], "ServiceStatus": s.get("ServiceStatus")}
+                                  for s in sorted(client.api.services(status=True), key=lambda s: s["Spec"]["Name"])])
     tasks = client.api.tasks(filters={"desired-state": "running"})
     save(out, "tasks_running", trim(sorted(tasks, key=lambda t: (t["ServiceID"], t.get("Slot", 0), t["NodeID"]))))
     save(out, "nodes", trim(client.api.nodes()))
@@ -179,19 +181,25 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
         check=False).strip().splitlines()
     save(out, "embedded_dns", dns)
 
-    # Changes, for the events: an update, a scale, a drain, a network created and removed.
+    # Changes, for the events: an update, a scale, a network created and removed, a drain, a removal.
     web.reload()
     web.update(labels={"app": "shop", "version": "2"})
     swarm.scale(web, 4)
     extra = swarm.create_network("extra")
     extra.remove()
-    t = time.monotonic()
+    db_on_node2 = [t["ID"] for t in swarm.running_tasks("db") if swarm.task_node(t) is swarm.node2]
+    start = time.monotonic()
     swarm.drain(swarm.node2)
-    drained = timed(lambda: all(swarm.task_node(x) is swarm.node1 for x in swarm.running_tasks(web))
-                    and len(swarm.running_tasks(web)) == 4)
-    measurements["drain_node2_until_web_runs_4_on_node1_seconds"] = drained
-    measurements["drain_node2_until_no_running_task_on_node2_in_manager_view_seconds"] = round(
-        time.monotonic() - t, 2) if drained is not None else None
+    timed(lambda: not set(db_on_node2) & {t["ID"] for t in swarm.running_tasks("db")})
+    measurements["drain_until_db_tasks_on_node2_not_running_in_manager_view_seconds"] = round(
+        time.monotonic() - start, 2)
+    timed(lambda: [swarm.task_node(t) for t in swarm.running_tasks("db")] == [swarm.node1] * 2)
+    measurements["drain_until_db_runs_2_tasks_on_node1_seconds"] = round(time.monotonic() - start, 2)
+    measurements["drain_note"] = ("web has MaxReplicas=2 per node: with node 2 drained 2 of its 4 tasks stay "
+                                  "pending ('no suitable node (max replicas per node limit exceed)')")
+    web_tasks = swarm.tasks(web, **{"desired-state": "running"})
+    measurements["web_pending_with_node2_drained"] = sorted(
+        {(t["Status"]["State"], t["Status"].get("Err", "")) for t in web_tasks if t["Status"]["State"] != "running"})
     swarm.activate(swarm.node2)
     swarm.remove_service("db")
     until = int(time.time()) + 1
@@ -202,8 +210,9 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
     worker_events = list(swarm.node2.client.api.events(since=since, until=until, decode=True,
                                                        filters={"type": ["service", "node", "network"]}))
     save(out, "events_worker", worker_events)
-    measurements["manager_event_kinds"] = sorted({f"{e['Type']}:{e['Action']}" for e in events})
-    measurements["worker_event_kinds"] = sorted({f"{e['Type']}:{e['Action']}" for e in worker_events})
+    measurements["manager_event_kinds"] = sorted({f"{e['Type']}:{e['Action']}:{e.get('scope')}" for e in events})
+    measurements["worker_event_kinds"] = sorted({f"{e['Type']}:{e['Action']}:{e.get('scope')}"
+                                                 for e in worker_events})
 
     # A killed task on node 2: how long until the manager's /tasks (desired-state running) stops
     # saying it runs, and until its replacement runs.
@@ -214,31 +223,49 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
         victim = next(t for t in swarm.running_tasks(web) if swarm.task_node(t) is swarm.node2)
         swarm.kill_task(victim)
         gone.append(timed(lambda victim=victim: victim["ID"] not in {x["ID"] for x in swarm.running_tasks(web)}))
-        replaced.append(timed(lambda: len(swarm.running_tasks(web)) == 3) + gone[-1])
-        states.append(client.api.inspect_task(victim["ID"])["Status"])
+        replaced.append(round(timed(lambda: len(swarm.running_tasks(web)) == 3) + gone[-1], 2))
+        states.append({"after_kill": client.api.inspect_task(victim["ID"])["Status"],
+                       "DesiredState": client.api.inspect_task(victim["ID"])["DesiredState"]})
     measurements["killed_task_on_node2_gone_from_running_seconds"] = gone
     measurements["killed_task_on_node2_replacement_running_seconds"] = replaced
     save(out, "killed_task_status", states)
 
-    # node 2 cut off: when does the manager call it down, and what happens to its tasks?
+    # node 2 cut off: what the manager's /tasks and /nodes say, and what the embedded DNS on node 1
+    # answers, over time.
     swarm.wait_for_tasks(web, 3, predicate=lambda ts: any(swarm.task_node(x) is swarm.node2 for x in ts))
-    on_node2 = [t["ID"] for t in swarm.running_tasks(web) if swarm.task_node(t) is swarm.node2]
+    timeline = []
+    last = None
     start = time.monotonic()
     swarm.disconnect()
-    down = timed(lambda: next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
-                 ["Status"]["State"] == "down", timeout=90)
-    measurements["partition_until_node2_down_seconds"] = down
-    moved = timed(lambda: not set(on_node2) & {x["ID"] for x in swarm.running_tasks(web)}
-                  and len(swarm.running_tasks(web)) == 3, timeout=60)
-    measurements["partition_until_web_tasks_rescheduled_off_node2_seconds"] = (
-        round(time.monotonic() - start, 2) if moved is not None else None)
-    node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
-    save(out, "node_down", trim(node2_view))
+    while time.monotonic() - start < 45:
+        node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
+        view = {
+            "node2": [node2_view["Status"]["State"], node2_view["Status"].get("Message", "")],
+            "web_tasks": sorted([t["ID"][:6], {swarm.node1.node_id: "node1", swarm.node2.node_id: "node2"}.get(t.get("NodeID"), "-"),
+                                 t["DesiredState"], t["Status"]["State"]] for t in swarm.tasks(web)),
+            "embedded_dns_tasks.web_on_node1": swarm.embedded_dns(probe, "tasks.web"),
+        }
+        if view != last:
+            timeline.append({"after_seconds": round(time.monotonic() - start, 2), **view})
+            last = view
+        time.sleep(0.25)
+    save(out, "node_down", trim(next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)))
     save(out, "info_worker_partitioned", info_sample(swarm.node2.client))
+    start = time.monotonic()
     swarm.reconnect()
-    measurements["reconnect_until_node2_ready_seconds"] = timed(
-        lambda: next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
-        ["Status"]["State"] == "ready", timeout=90)
+    while time.monotonic() - start < 20:
+        node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
+        view = {
+            "node2": [node2_view["Status"]["State"], node2_view["Status"].get("Message", "")],
+            "web_tasks": sorted([t["ID"][:6], {swarm.node1.node_id: "node1", swarm.node2.node_id: "node2"}.get(t.get("NodeID"), "-"),
+                                 t["DesiredState"], t["Status"]["State"]] for t in swarm.tasks(web)),
+            "embedded_dns_tasks.web_on_node1": swarm.embedded_dns(probe, "tasks.web"),
+        }
+        if view != last:
+            timeline.append({"after_reconnect_seconds": round(time.monotonic() - start, 2), **view})
+            last = view
+        time.sleep(0.25)
+    save(out, "partition_timeline", timeline)
 
 
 def capture_quorum(out: Path, measurements: dict) -> None:
@@ -256,18 +283,26 @@ def capture_quorum(out: Path, measurements: dict) -> None:
         swarm.node2.terminate()
         answers = []
         lost = None
-        while time.monotonic() - start < 30:
-            status, body = raw(swarm.client, "/tasks")
-            if status != 200:
-                lost = lost or round(time.monotonic() - start, 2)
-                answers.append({"after_seconds": round(time.monotonic() - start, 2), "path": "/tasks",
-                                "status": status, "body": body})
-                for path in ("/services", "/nodes", "/networks"):
-                    status, body = raw(swarm.client, path)
-                    answers.append({"path": path, "status": status,
-                                    "body": body if status >= 400 else "<ok>"})
+        while time.monotonic() - start < 40:
+            for path in ("/tasks", "/services", "/nodes", "/networks"):
+                asked = time.monotonic()
+                status, body = raw(swarm.client, path)
+                answers.append({"asked_after_seconds": round(asked - start, 2),
+                                "took_seconds": round(time.monotonic() - asked, 2), "path": path,
+                                "status": status, "body": body if status >= 400 else "<ok>"})
+                if status != 200 and lost is None:
+                    lost = round(time.monotonic() - start, 2)
+            if lost is not None and time.monotonic() - start > lost + 3:
                 break
-            time.sleep(0.1)
+            time.sleep(0.5)
+        # Only the changes (and the first and last of each path).
+        kept, seen = [], {}
+        for answer in answers:
+            key = (answer["path"], answer["status"], json.dumps(answer["body"]))
+            if seen.get(answer["path"]) != key:
+                kept.append(answer)
+                seen[answer["path"]] = key
+        answers = kept + [a for a in answers[-4:] if a not in kept]
         measurements["quorum_lost_after_stopping_second_manager_seconds"] = lost
         info = info_sample(swarm.client)
         save(out, "quorum_lost", {"answers": answers, "info": info})
