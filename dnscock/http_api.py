@@ -294,5 +294,11 @@ def is_loopback(address: Address) -> bool:
 
 
 def wsgi_server(sock: Any, app: HttpApi) -> WSGIServer:
-    """gevent's WSGI server for ``app`` on the bound ``sock`` (not started); access lines at debug level."""
-    return WSGIServer(sock, app, log=LoggingLogAdapter(log, logging.DEBUG), error_log=LoggingLogAdapter(log))
+    """gevent's WSGI server for ``app`` on the bound ``sock`` (not started); access lines at debug level.
+
+    SERVER_NAME is given: otherwise gevent asks the host's resolver for the
+    name of the bound address (socket.getfqdn) at the first request, a
+    query that leaves the machine.
+    """
+    return WSGIServer(sock, app, log=LoggingLogAdapter(log, logging.DEBUG), error_log=LoggingLogAdapter(log),
+                      environ={"SERVER_NAME": bound_address(sock).host})

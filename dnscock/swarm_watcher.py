@@ -111,7 +111,8 @@ class SwarmWatcher:
                     self._follow_worker(url)
             except (*CONNECTION_ERRORS, KeyError, TypeError) as error:
                 self.failure = f"{url}: {short_error(error)}"
-                level = logging.DEBUG if failing else logging.WARNING
+                # One line per outage: the first failure, or one that ends a session that was reading.
+                level = logging.WARNING if self.reading is not None or not failing else logging.DEBUG
                 log.log(level, "swarm %s: cannot read %s from %s: %s; serving the last known table%s", self.key,
                         "its services and tasks" if self.mode == MANAGER else "the networks",
                         url, short_error(error), " and trying another manager" if len(self.engines) > 1 else "")
@@ -120,7 +121,7 @@ class SwarmWatcher:
                 self.failure = f"{url}: unexpected error (see the log)"
                 log.exception("swarm %s: unexpected error while reading %s", self.key, url)
             if self.reading is not None:
-                delay, failing = BACKOFF_FIRST, False  # it was reading: this is a new outage
+                delay = BACKOFF_FIRST  # it was reading: this is a new outage
             self.reading = None
             self.store.set_reachable(self.source, False)
             turn += 1

@@ -69,3 +69,13 @@ def test_three_engines_answer_as_one_table_and_one_down_keeps_its_last(three_eng
     metrics = requests.get(f"{dnscock.http_url}/metrics", timeout=5).text
     assert f'dnscock_engine_connected{{engine="{second.url}"}} 0.0' in metrics
     assert f'dnscock_engine_connected{{engine="{first.url}"}} 1.0' in metrics
+
+    # It comes back (without the containers it had: no live restore), and dnscock follows it again.
+    mark = len(dnscock.lines)
+    second.wait_for_containerd()
+    second.start()
+    dnscock.wait_for_log(f"connected to the Docker engine at {second.url}", timeout=30, start=mark)
+    echo = second.run(name="echo")
+    dnscock.wait_for_answer("echo.busybox.docker", lambda reply: bool(reply.answer))
+    assert dnscock.addresses("echo.busybox.docker") == [container_ip(echo)]
+    assert requests.get(f"{dnscock.http_url}/health", timeout=5).status_code == 200

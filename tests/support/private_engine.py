@@ -165,12 +165,34 @@ class PrivateEngine:
                 pass
             stop_process(self.process, timeout=20)
         self.wait_for_containerd()
+        self._kill_leftover_shims()
         if self._client is not None:
             self._client.close()
             self._client = None
         self.process = None
         self._delete_bridge()
         self._unmount_leftovers()
+
+    def _kill_leftover_shims(self) -> None:
+        """A SIGKILLed dockerd leaves its containers running under their containerd shims: end them (ours:
+        their command line names our exec root), the containers' processes first."""
+        marker = str(self.root / "exec")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "containerd-shim" not in command or marker not in command:
+                continue
+            shim = int(entry.name)
+            children = subprocess.run(["pgrep", "-P", str(shim)], capture_output=True, text=True).stdout.split()
+            for pid in [*map(int, children), shim]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _unmount_leftovers(self) -> None:
         """dockerd leaves its netns (and, when killed, its data root) mounted under the root."""

@@ -542,6 +542,15 @@ class PrivateSwarm:
     def activate(self, node: SwarmNode) -> None:
         self.set_availability(node, "active")
 
+    def restart(self, node: SwarmNode) -> None:
+        """Starts a node's dockerd again after ``node.kill()`` (node 1's bridge is made anew: node 2's veth
+        end is put back on it)."""
+        node.wait_for_containerd()
+        node.start()
+        if node is self.node1:
+            _ip("link", "set", self.veth[0], "master", self.node1.bridge)
+            _ip("link", "set", self.veth[0], "up")
+
     def disconnect(self, node: SwarmNode | None = None) -> None:
         """Cuts node 2 off node 1's bridge (its veth end there goes down): a network partition."""
         assert node is None or node is self.node2, "only node 2 can be cut off"
