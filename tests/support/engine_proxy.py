@@ -34,7 +34,8 @@ log = logging.getLogger("tests.engine_proxy")
 _VERSION = r"(?:/v[0-9]+\.[0-9]+)?"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a container or network id or name: no '/', '%' or leading '.'
 ALLOWED_PATH = re.compile(
-    rf"^{_VERSION}/(?:_ping|version|events|containers/json|containers/{_NAME}/json|networks|networks/{_NAME})$"
+    rf"^{_VERSION}/(?:_ping|version|info|events|containers/json|containers/{_NAME}/json|networks|networks/{_NAME}"
+    r"|services|tasks|nodes)$"
 )
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
 _HEAD_LIMIT = 64 * 1024
