@@ -8,10 +8,22 @@ M names (every 10th with a registry path), unique addresses in 10.0.0.0/8
 with a ``DNSDOCK_ALIAS`` and every 5th image exposing a port.
 
 Endpoints, with or without a ``/v1.NN`` prefix: ``GET|HEAD /_ping``,
-``GET /version``, ``GET /containers/json``, ``GET /containers/{id}/json``
-(full id, name or unique prefix) and ``GET /events`` (chunked, one JSON
-object per line, open until the client leaves or the server stops; ``since``
-and ``until`` are accepted and ignored, nothing is replayed).
+``GET /version``, ``GET /info``, ``GET /containers/json``,
+``GET /containers/{id}/json`` (full id, name or unique prefix) and
+``GET /events`` (chunked, one JSON object per line, open until the client
+leaves or the server stops; ``since`` and ``until`` are accepted and
+ignored, nothing is replayed).
+
+Swarm manager mode (``--swarm-tasks N --swarm-services M``; ``FakeSwarm``):
+``/info`` says ``LocalNodeState: active``, ``ControlAvailable: true`` and a
+``Cluster.ID``; ``GET /services``, ``/tasks`` (``desired-state`` filter:
+running gives every task), ``/nodes`` (two) and ``/networks`` (``scope``
+filter; swarm: the ``bench`` overlay and ``ingress``) answer N running tasks
+spread over M replicated services, in the shapes of a real 20.10 manager's
+(tests/support/swarm_samples/), unique overlay addresses, nothing ever
+changing; the bodies are built once at start. ``/events`` streams for
+service, node and network events stay open and quiet. Without the mode,
+``/info`` says the engine is in no swarm and those listings answer 503.
 
 How it serves (standard library only, no gevent: it runs in its own process
 or thread). One asyncio event loop, in a background thread, owns the
@@ -40,6 +52,7 @@ once its pending writes are out, stops the loop and removes the socket file.
 From a shell::
 
     python bench/fake_engine.py --socket /tmp/docker.sock --containers 10000 [--images 50] [--ready-file PATH]
+    python bench/fake_engine.py --socket /tmp/docker.sock --containers 0 --swarm-tasks 1000 --swarm-services 50
 
 From Python::
 
@@ -435,6 +448,307 @@ def container_event(action: str, container: FakeContainer, extra: Mapping[str, s
     }
 
 
+# --- a swarm manager -----------------------------------------------------------------
+
+SWARM_NETWORK = "bench"  # the overlay every service is on
+SWARM_SUBNET = (10, 200)  # 10.200.0.0/16: the overlay (gateway .0.1); services' VIPs first, then the tasks
+INGRESS_SUBNET = (10, 255)  # 10.255.0.0/16: the ingress network (VIPs and tasks of publishing services)
+SWARM_IMAGE = "local/busybox:latest"
+SWARM_TIME = "2026-12-01T16:33:26.428316394Z"
+PUBLISHING_EVERY = 10  # every 10th service publishes a port (through the ingress network)
+NOT_A_MANAGER = ("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect "
+                 "this node to swarm and try again.")
+
+
+def swarm_id(seed: str) -> str:
+    """A swarm object ID (25 lower-case letters and digits, as swarmkit makes them) that depends only on ``seed``."""
+    number = int(_hex("swarm " + seed), 16)
+    digits = []
+    for _ in range(25):
+        number, digit = divmod(number, 36)
+        digits.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
+    return "".join(digits)
+
+
+def overlay_address(offset: int, subnet: tuple[int, int] = SWARM_SUBNET) -> str:
+    """Address ``offset`` (0-based) of a /16 overlay: 10.x.y.2 to 10.x.y.251 in each /24 (.1 of 10.x.0 is the gateway)."""
+    third, fourth = divmod(offset, 250)
+    if third > 255:
+        raise ValueError(f"no address left in {subnet[0]}.{subnet[1]}.0.0/16 for offset {offset}")
+    return f"{subnet[0]}.{subnet[1]}.{third}.{fourth + 2}"
+
+
+class SwarmTask(NamedTuple):
+    index: int  # 0-based, over the whole swarm
+    id: str
+    service: int  # 0-based service index
+    slot: int
+    node: int  # 0 (the manager, node1-fake) or 1 (a worker, node2-fake)
+    address: str  # on the overlay
+
+
+class FakeSwarm:
+    """What a manager of a two-node swarm lists: ``services`` replicated services, ``tasks`` running tasks.
+
+    Deterministic, like the containers: service ``s`` (0-based) is
+    ``svc0001``...; task ``i`` belongs to service ``i % services``, in slot
+    ``i // services + 1``, on node ``i % 2``. Every service is on one
+    attachable overlay, ``bench`` (10.200.0.0/16), with a VIP there; every
+    10th also publishes a port, so it has a VIP on the ingress network
+    (10.255.0.0/16) and its tasks an address there too. Addresses are
+    unique: the services' VIPs, then the tasks', in order. Nothing ever
+    changes (every ``Version.Index`` stays), so a poller that compares task
+    IDs and versions sees the same listing every time. The documents follow
+    a real 20.10 manager's (tests/support/swarm_samples/); ``bodies()``
+    builds them once.
+    """
+
+    def __init__(self, tasks: int, services: int) -> None:
+        if tasks < 0 or services < 0 or (tasks and not services):
+            raise ValueError("a swarm needs at least one service for its tasks")
+        overlay_address(services + tasks)  # raises when the overlay is too small
+        self.task_count = tasks
+        self.service_count = services
+        self.cluster_id = swarm_id("cluster")
+        self.node_ids = (swarm_id("node 1"), swarm_id("node 2"))
+        self.hostnames = ("node1-fake", "node2-fake")
+        self.network_id = swarm_id("network bench")
+        self.ingress_id = swarm_id("network ingress")
+        self._bodies: dict[str, bytes] | None = None
+
+    # The layout
+
+    @staticmethod
+    def service_name(service: int) -> str:
+        return f"svc{service + 1:04d}"
+
+    def service_id(self, service: int) -> str:
+        return swarm_id(f"service {service}")
+
+    def publishes(self, service: int) -> bool:
+        return service % PUBLISHING_EVERY == PUBLISHING_EVERY - 1
+
+    def replicas(self, service: int) -> int:
+        return len(range(service, self.task_count, self.service_count)) if self.service_count else 0
+
+    def vip(self, service: int) -> str:
+        """The service's VIP on the overlay."""
+        return overlay_address(service)
+
+    def task(self, index: int) -> SwarmTask:
+        service, slot = index % self.service_count, index // self.service_count + 1
+        return SwarmTask(index, swarm_id(f"task {index}"), service, slot, index % 2,
+                         overlay_address(self.service_count + index))
+
+    def tasks_of(self, service: int) -> list[SwarmTask]:
+        return [self.task(index) for index in range(service, self.task_count, self.service_count)]
+
+    # The documents
+
+    def bodies(self) -> dict[str, bytes]:
+        """The listings, as bytes: ``services``, ``tasks``, ``nodes``, ``networks-swarm``, ``networks``."""
+        if self._bodies is None:
+            swarm_networks = [self._network_summary(self.network_id, SWARM_NETWORK, SWARM_SUBNET, attachable=True),
+                              self._network_summary(self.ingress_id, "ingress", INGRESS_SUBNET, ingress=True)]
+            self._bodies = {
+                "services": _json_bytes([self.service_document(s) for s in range(self.service_count)]),
+                "tasks": _json_bytes([self.task_document(self.task(i)) for i in range(self.task_count)]),
+                "nodes": _json_bytes([self.node_document(n) for n in range(2)]),
+                "networks-swarm": _json_bytes(swarm_networks),
+                "networks": _json_bytes([*swarm_networks, *_local_networks()]),
+            }
+        return self._bodies
+
+    def swarm_info(self) -> Json:
+        """The ``Swarm`` part of the manager's ``GET /info``."""
+        return {
+            "NodeID": self.node_ids[0],
+            "NodeAddr": "192.0.2.1",
+            "LocalNodeState": "active",
+            "ControlAvailable": True,
+            "Error": "",
+            "RemoteManagers": [{"NodeID": self.node_ids[0], "Addr": "192.0.2.1:2377"}],
+            "Nodes": 2,
+            "Managers": 1,
+            "Cluster": {
+                "ID": self.cluster_id,
+                "Version": {"Index": 10},
+                "CreatedAt": SWARM_TIME,
+                "UpdatedAt": SWARM_TIME,
+                "Spec": {
+                    "Name": "default", "Labels": {}, "Orchestration": {"TaskHistoryRetentionLimit": 5},
+                    "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0, "LogEntriesForSlowFollowers": 500,
+                             "ElectionTick": 10, "HeartbeatTick": 1},
+                    "Dispatcher": {"HeartbeatPeriod": 5_000_000_000},
+                    "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000},
+                    "TaskDefaults": {}, "EncryptionConfig": {"AutoLockManagers": False},
+                },
+                "RootRotationInProgress": False,
+                "DefaultAddrPool": ["10.200.0.0/16"],
+                "SubnetSize": 24,
+                "DataPathPort": 4789,
+            },
+        }
+
+    def _task_template(self) -> Json:
+        return {
+            "ContainerSpec": {
+                "Image": SWARM_IMAGE, "Command": ["sleep", "3600"], "Init": True, "StopGracePeriod": 1_000_000_000,
+                "DNSConfig": {}, "Isolation": "default",
+            },
+            "Resources": {},
+            "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+            "Placement": {},
+            "Networks": [{"Target": self.network_id}],
+            "ForceUpdate": 0,
+        }
+
+    def service_document(self, service: int) -> Json:
+        """``GET /services`` item: replicated, on the overlay, every 10th publishing 8080 -> 80."""
+        ports = [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080 + service, "PublishMode": "ingress"}]
+        publishes = self.publishes(service)
+        template = {**self._task_template(), "Runtime": "container"}
+        update = {"Parallelism": 1, "FailureAction": "pause", "Monitor": 5_000_000_000, "MaxFailureRatio": 0,
+                  "Order": "stop-first"}
+        spec: Json = {
+            "Name": self.service_name(service),
+            "Labels": {},
+            "TaskTemplate": template,
+            "Mode": {"Replicated": {"Replicas": self.replicas(service)}},
+            "UpdateConfig": update,
+            "RollbackConfig": dict(update),
+        }
+        endpoint: Json = {"Spec": {}, "VirtualIPs": [{"NetworkID": self.network_id, "Addr": self.vip(service) + "/16"}]}
+        if publishes:
+            spec["EndpointSpec"] = {"Mode": "vip", "Ports": ports}
+            endpoint = {"Spec": {"Mode": "vip", "Ports": ports}, "Ports": ports, "VirtualIPs": [
+                {"NetworkID": self.ingress_id, "Addr": overlay_address(service, INGRESS_SUBNET) + "/16"},
+                *endpoint["VirtualIPs"]]}
+        return {"ID": self.service_id(service), "Version": {"Index": 100 + service}, "CreatedAt": SWARM_TIME,
+                "UpdatedAt": SWARM_TIME, "Spec": spec, "Endpoint": endpoint}
+
+    def task_document(self, task: SwarmTask) -> Json:
+        """``GET /tasks`` item: running, desired running, attached to the overlay (and the ingress network)."""
+        attachments = [self._attachment(self.network_id, SWARM_NETWORK, SWARM_SUBNET, task.address, 17)]
+        if self.publishes(task.service):
+            ingress_offset = self.service_count + task.index
+            attachments.insert(0, self._attachment(self.ingress_id, "ingress", INGRESS_SUBNET,
+                                                   overlay_address(ingress_offset, INGRESS_SUBNET), 5, ingress=True))
+        return {
+            "ID": task.id,
+            "Version": {"Index": 1000 + task.index},
+            "CreatedAt": SWARM_TIME,
+            "UpdatedAt": SWARM_TIME,
+            "Labels": {},
+            "Spec": self._task_template(),
+            "ServiceID": self.service_id(task.service),
+            "Slot": task.slot,
+            "NodeID": self.node_ids[task.node],
+            "Status": {
+                "Timestamp": SWARM_TIME,
+                "State": "running",
+                "Message": "started",
+                "ContainerStatus": {"ContainerID": _hex(f"task container {task.index}"), "PID": 20_000 + task.index,
+                                    "ExitCode": 0},
+                "PortStatus": {},
+            },
+            "DesiredState": "running",
+            "NetworksAttachments": attachments,
+        }
+
+    @staticmethod
+    def _attachment(network_id: str, name: str, subnet: tuple[int, int], address: str, index: int,
+                    ingress: bool = False) -> Json:
+        if ingress:
+            spec: Json = {"Name": name, "Labels": {}, "DriverConfiguration": {}, "Ingress": True,
+                          "IPAMOptions": {"Driver": {}}, "Scope": "swarm"}
+        else:
+            spec = {"Name": name, "Labels": {}, "DriverConfiguration": {"Name": "overlay"}, "Attachable": True,
+                    "Scope": "swarm"}
+        prefix = f"{subnet[0]}.{subnet[1]}"
+        return {
+            "Network": {
+                "ID": network_id, "Version": {"Index": index}, "CreatedAt": SWARM_TIME, "UpdatedAt": SWARM_TIME,
+                "Spec": spec,
+                "DriverState": {"Name": "overlay", "Options": {
+                    "com.docker.network.driver.overlay.vxlanid_list": "4096" if ingress else "4097"}},
+                "IPAMOptions": {"Driver": {"Name": "default"},
+                                "Configs": [{"Subnet": f"{prefix}.0.0/16", "Gateway": f"{prefix}.0.1"}]},
+            },
+            "Addresses": [address + "/16"],
+        }
+
+    def node_document(self, node: int) -> Json:
+        document: Json = {
+            "ID": self.node_ids[node],
+            "Version": {"Index": 57 + node},
+            "CreatedAt": SWARM_TIME,
+            "UpdatedAt": SWARM_TIME,
+            "Spec": {"Labels": {}, "Role": "manager" if node == 0 else "worker", "Availability": "active"},
+            "Description": {"Hostname": self.hostnames[node], "Platform": {"Architecture": "x86_64", "OS": "linux"},
+                            "Engine": {"EngineVersion": ENGINE_VERSION}},
+            "Status": {"State": "ready", "Addr": f"192.0.2.{node + 1}"},
+        }
+        if node == 0:
+            document["ManagerStatus"] = {"Leader": True, "Reachability": "reachable", "Addr": "192.0.2.1:2377"}
+        return document
+
+    @staticmethod
+    def _network_summary(network_id: str, name: str, subnet: tuple[int, int], attachable: bool = False,
+                         ingress: bool = False) -> Json:
+        """``GET /networks`` item for a swarm-scoped overlay."""
+        prefix = f"{subnet[0]}.{subnet[1]}"
+        return {
+            "Name": name, "Id": network_id, "Created": SWARM_TIME, "Scope": "swarm", "Driver": "overlay",
+            "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None,
+                     "Config": [{"Subnet": f"{prefix}.0.0/16", "Gateway": f"{prefix}.0.1"}]},
+            "Internal": False, "Attachable": attachable, "Ingress": ingress, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": None,
+            "Options": {"com.docker.network.driver.overlay.vxlanid_list": "4096" if ingress else "4097"},
+            "Labels": None if ingress else {},
+        }
+
+
+def _local_networks() -> list[Json]:
+    """The local networks of ``GET /networks``: bridge, host, none."""
+    networks = []
+    for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
+        config = [{"Subnet": "10.0.0.0/16", "Gateway": "10.0.0.1"}] if name == "bridge" else []
+        networks.append({
+            "Name": name, "Id": BRIDGE_NETWORK_ID if name == "bridge" else _hex(f"fake-engine network {name}"),
+            "Created": SWARM_TIME, "Scope": "local", "Driver": driver, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": config}, "Internal": False,
+            "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+            "Containers": {}, "Options": {}, "Labels": {},
+        })
+    return networks
+
+
+def _info_common() -> Json:
+    """The parts of ``GET /info`` that do not depend on the containers or the swarm."""
+    return {
+        "ID": "FAKE:ENGI:NE00:0000:0000:0000:0000:0000:0000:0000:0000:0000",
+        "Images": 50,
+        "Driver": "overlay2",
+        "ServerVersion": ENGINE_VERSION,
+        "OperatingSystem": "Debian GNU/Linux 12 (bookworm)",
+        "OSType": "linux",
+        "Architecture": "x86_64",
+        "KernelVersion": platform.release(),
+        "NCPU": os.cpu_count() or 1,
+        "DockerRootDir": "/var/lib/docker",
+    }
+
+
+def info_document(containers: int, swarm: Json | None = None, name: str = "fake-engine") -> Json:
+    """``GET /info``: of an engine in no swarm, or with ``swarm`` (a manager's ``Swarm`` part)."""
+    return {**_info_common(), "Name": name, "Containers": containers, "ContainersRunning": containers,
+            "ContainersPaused": 0, "ContainersStopped": 0,
+            "Swarm": swarm or {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                               "Error": "", "RemoteManagers": None}}
+
+
 # --- query parameters -------------------------------------------------------------
 
 
@@ -517,10 +831,13 @@ def event_filter_matches(filters: Mapping[str, list[str]], event: Json) -> bool:
 class FakeEngine:
     """The container table and event hub; ``start()`` serves it on ``socket_path``."""
 
-    def __init__(self, socket_path: str | os.PathLike[str], containers: int = 0, images: int = 50) -> None:
+    def __init__(self, socket_path: str | os.PathLike[str], containers: int = 0, images: int = 50,
+                 swarm_tasks: int = 0, swarm_services: int = 0) -> None:
         if images < 1:
             raise ValueError("images must be at least 1")
         self.socket_path = Path(socket_path)
+        # A swarm manager (``/info`` says so; ``/services``, ``/tasks``, ``/nodes`` answer) when either is given.
+        self.swarm = FakeSwarm(swarm_tasks, swarm_services) if swarm_tasks or swarm_services else None
         self.images = [make_image(number) for number in range(1, images + 1)]
         self._lock = threading.Lock()  # the table is read by the loop and changed from any thread
         self._by_id: dict[str, FakeContainer] = {}
@@ -586,6 +903,8 @@ class FakeEngine:
         for container in self.containers:
             container.inspect_json()
         self.list_json({}, -1, False)
+        if self.swarm is not None:
+            self.swarm.bodies()
 
     # The container table
 
@@ -674,6 +993,12 @@ class FakeEngine:
             with self._lock:
                 self._list_json = (generation, body)
         return body
+
+    def info_json(self) -> bytes:
+        """The ``GET /info`` body: the container counts now; a swarm manager's ``Swarm`` part in swarm mode."""
+        if self.swarm is None:
+            return _json_bytes(info_document(len(self)))
+        return _json_bytes(info_document(len(self), self.swarm.swarm_info(), self.swarm.hostnames[0]))
 
     def _emit(self, event: Json) -> None:
         service = self._service
@@ -922,6 +1247,10 @@ def _route(engine: FakeEngine, method: str, path: str, query: dict[str, list[str
         return Response(HTTPStatus.OK, version_json())
     if path == "/events":
         return EventStream(parse_filters(query))
+    if path == "/info":
+        return Response(HTTPStatus.OK, engine.info_json())
+    if path in SWARM_PATHS:
+        return _swarm_listing(engine, path, query)
     return NOT_FOUND
 
 
@@ -932,6 +1261,34 @@ def _list(engine: FakeEngine, query: dict[str, list[str]]) -> Response:
         raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
     body = engine.list_json(filters, _int_param(query, "limit", -1), _bool_param(query, "size"))
     return Response(HTTPStatus.OK, body)
+
+
+SWARM_PATHS = frozenset({"/services", "/tasks", "/nodes", "/networks"})
+
+
+def _swarm_listing(engine: FakeEngine, path: str, query: dict[str, list[str]]) -> Response:
+    """A manager's listings, prebuilt. Filters loosely: ``/tasks`` honours ``desired-state`` (running: every
+    task; anything else: none), ``/networks`` ``scope``; other filters are ignored. Without a swarm,
+    ``/networks`` lists the local ones and the rest answer 503 as an engine in no swarm does."""
+    swarm = engine.swarm
+    filters = parse_filters(query)
+    if path == "/networks":
+        scope = filters.get("scope") or []
+        if swarm is None:
+            body = b"[]\n" if scope and "local" not in scope else _json_bytes(_local_networks())
+        elif scope == ["swarm"]:
+            body = swarm.bodies()["networks-swarm"]
+        elif scope == ["local"]:
+            body = _json_bytes(_local_networks())
+        else:
+            body = swarm.bodies()["networks"]
+        return Response(HTTPStatus.OK, body)
+    if swarm is None:
+        return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"message": NOT_A_MANAGER})
+    if path == "/tasks":
+        desired = filters.get("desired-state")
+        return Response(HTTPStatus.OK, swarm.bodies()["tasks"] if not desired or "running" in desired else b"[]\n")
+    return Response(HTTPStatus.OK, swarm.bodies()[path.lstrip("/")])
 
 
 def _inspect(engine: FakeEngine, ref: str) -> Response:
@@ -1208,14 +1565,24 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--containers", type=int, default=10_000, help="running containers (default 10000)")
     parser.add_argument("--images", type=int, default=50, help="distinct image names (default 50)")
     parser.add_argument("--ready-file", type=Path, help="written (with the PID) once listening; else 'ready' on stdout")
-    return parser.parse_args(None if argv is None else list(argv))
+    parser.add_argument("--swarm-tasks", type=int, default=0,
+                        help="be a swarm manager with this many running tasks (default 0: no swarm)")
+    parser.add_argument("--swarm-services", type=int, default=0,
+                        help="replicated services the tasks are spread over (default: 50, or fewer tasks)")
+    args = parser.parse_args(None if argv is None else list(argv))
+    if args.swarm_tasks < 0 or args.swarm_services < 0:
+        parser.error("--swarm-tasks and --swarm-services cannot be negative")
+    if args.swarm_tasks and not args.swarm_services:
+        args.swarm_services = min(50, args.swarm_tasks)
+    return args
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ready_file is not None:
         args.ready_file.unlink(missing_ok=True)
-    engine = FakeEngine(args.socket, containers=args.containers, images=args.images)
+    engine = FakeEngine(args.socket, containers=args.containers, images=args.images, swarm_tasks=args.swarm_tasks,
+                        swarm_services=args.swarm_services)
     # Blocked before any thread starts, so the threads inherit the mask and sigwait() gets them.
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)

@@ -53,7 +53,7 @@ class AnsweringForwarder:
         self.reply = reply
         self.infos = wire.records(reply)
 
-    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None) -> None:
+    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None, labels=()) -> None:
         done(query[:2] + self.reply[2:], "", self.infos)
 
 

@@ -67,6 +67,7 @@ def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> Wa
         networks=config.networks,
         host_ip=config.host_ip,
         compose_names=config.compose_names,
+        container_names=config.container_names,
         network_aliases=config.network_aliases,
         hostnames=config.hostnames,
         engine=engine.url,
@@ -145,8 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dnscock: error: {error}", file=sys.stderr)
         return 2
     setup_logging(config)
-    log.info("dnscock %s serving *.%s, forwarding to %s", __version__, config.zone,
-             ", ".join(str(server) for server in config.nameservers))
+    log.info("dnscock %s serving *.%s, forwarding to %s%s", __version__, config.zone,
+             ", ".join(str(server) for server in config.nameservers),
+             "".join(f"; {domain} to {', '.join(str(server) for server in servers)}"
+                     for domain, servers in config.domain_nameservers))
 
     # Handlers first: a SIGTERM that comes as soon as we listen must still stop us cleanly.
     stopping = gevent.event.Event()
@@ -159,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", error)
         return 1
     store = RecordStore()
-    forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails)
+    forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails, config.domain_nameservers)
     resolver = build_resolver(config, store, forwarder)
     authority = resolver.authority
     servers = {
@@ -217,7 +220,7 @@ def build_http_server(sock: socket.socket, config: Config, store: RecordStore, d
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
-    health = Health(servers, store, watchers, swarms)
+    health = Health(servers, store, watchers, swarms, forwarder.upstreams)
     query_path = QueryPathView(
         stats=resolver.stats, upstreams=forwarder.upstreams,
         caches={"local": resolver.local_cache, "forward": resolver.forward_cache},

@@ -73,6 +73,7 @@ class Config:
     domain: str
     environment: str
     nameservers: tuple[Address, ...]
+    domain_nameservers: tuple[tuple[str, tuple[Address, ...]], ...]  # domain -> its own servers (dnsmasq's /d/ip)
     ttl: int
     debug: bool
     verbose: bool
@@ -88,6 +89,7 @@ class Config:
     networks: frozenset[str]
     host_ip: str
     compose_names: bool
+    container_names: bool
     network_aliases: bool
     hostnames: bool
     serve_unhealthy: bool
@@ -224,21 +226,53 @@ def read_resolv_conf(path: str) -> list[Address]:
     return servers
 
 
-def parse_nameservers(text: str) -> list[Address]:
-    """Comma-separated ``host[:port]`` items, or ``resolv.conf`` / a path to such a file."""
-    servers: list[Address] = []
+class Nameserver(NamedTuple):
+    """An upstream nameserver, for every name or only for names in ``domains``."""
+
+    address: Address
+    domains: tuple[str, ...] = ()
+
+
+def _server_address(text: str, whole: str) -> Address:
+    """``host[:port]``, or dnsmasq's ``host#port``."""
+    address = split_host_port(text.replace("#", ":") if text.count("#") == 1 else text, default_port=53)
+    if not address.host:
+        raise argparse.ArgumentTypeError(f"{whole!r} names no host")
+    return address
+
+
+def _domain_server(item: str) -> Nameserver | None:
+    """dnsmasq's ``/domain/[domain/...]server[:port]``, or None when ``item`` is not of that form (a path)."""
+    parts = item.split("/")
+    if len(parts) < 3 or parts[0]:
+        return None
+    try:
+        address = _server_address(parts[-1], item)
+    except argparse.ArgumentTypeError:
+        return None
+    domains = [part for part in parts[1:-1] if part]
+    if not domains:
+        raise argparse.ArgumentTypeError(f"{item!r} names no domain (write /corp.example/10.0.0.1)")
+    return Nameserver(address, tuple(parse_domain(domain) for domain in domains))
+
+
+def parse_nameservers(text: str) -> list[Nameserver]:
+    """Comma-separated ``host[:port]`` items, ``/domain/host[:port]`` for one domain's names (dnsmasq's
+    form), or ``resolv.conf`` / a path to such a file."""
+    servers: list[Nameserver] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
         if item == "resolv.conf":
-            servers.extend(read_resolv_conf(DEFAULT_RESOLV_CONF))
+            servers += [Nameserver(address) for address in read_resolv_conf(DEFAULT_RESOLV_CONF)]
         elif "/" in item:
-            servers.extend(read_resolv_conf(item))
+            domain_server = _domain_server(item)
+            if domain_server is not None:
+                servers.append(domain_server)
+            else:
+                servers += [Nameserver(address) for address in read_resolv_conf(item)]
         else:
-            address = split_host_port(item, default_port=53)
-            if not address.host:
-                raise argparse.ArgumentTypeError(f"{item!r} names no host")
-            servers.append(address)
+            servers.append(Nameserver(_server_address(item, item)))
     if not servers:
         raise argparse.ArgumentTypeError(f"{text!r} names no nameserver")
     return servers
@@ -418,7 +452,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _option(parser, "environment", "optional context before the domain suffix", type=parse_environment, default="")
     _option(
         parser, "nameserver",
-        "DNS server(s) for unmatched requests: host[:port], comma-separated or repeated, or resolv.conf / a path",
+        "DNS server(s) for unmatched requests: host[:port], comma-separated or repeated, or resolv.conf / a path; "
+        "/domain/host[:port] for one domain's names (more /domain/ before one server; the longest match wins)",
         shown_default=str(DEFAULT_NAMESERVER), type=parse_nameservers, action="append", default=None, metavar="ADDR",
     )
     _option(parser, "ttl", "TTL in seconds of local answers", type=parse_ttl, default=0, metavar="SECONDS")
@@ -449,6 +484,7 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _flag(parser, "compose-names", "also answer <service>.<project>.<domain> for compose containers", default=True)
     parser.add_argument("-no-compose-names", "--no-compose-names", dest="compose_names", action="store_const",
                         const=False, help="same as -compose-names=false")
+    _flag(parser, "container-names", "also answer <container-name>.<domain>, whatever the image", default=False)
     _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
     _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)
     _flag(parser, "serve-unhealthy", "keep serving containers whose healthcheck says unhealthy", default=False)
@@ -491,9 +527,13 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
     environ = dict(os.environ if environ is None else environ)
     parser = build_parser(environ)
     args = parser.parse_args(args=list(sys.argv[1:] if argv is None else argv), env_vars=environ)
-    nameservers = [server for group in (args.nameserver or []) for server in group]
-    if not nameservers:
-        nameservers = [DEFAULT_NAMESERVER]
+    given = [server for group in (args.nameserver or []) for server in group]
+    by_domain: dict[str, list[Address]] = {}
+    for server in given:
+        for domain in server.domains:
+            if not is_own_address(server.address, args.dns):
+                by_domain.setdefault(domain, []).append(server.address)
+    nameservers = [server.address for server in given if not server.domains] or [DEFAULT_NAMESERVER]
     nameservers = [server for server in dict.fromkeys(nameservers) if not is_own_address(server, args.dns)]
     if not nameservers:
         parser.error(f"argument -nameserver/--nameserver: only dnscock's own address {args.dns} was given")
@@ -504,6 +544,8 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
         "engines": tuple(dict.fromkeys(engine for group in (args.docker or [parse_engines(
             environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL)]) for engine in group)),
         "nameservers": tuple(nameservers),
+        "domain_nameservers": tuple((domain, tuple(dict.fromkeys(servers))) for domain, servers in
+                                    sorted(by_domain.items())),
         "networks": frozenset(name for group in (args.network or []) for name in group),
         "ns_address": tuple(dict.fromkeys(address for group in (args.ns_address or []) for address in group)),
     }

@@ -38,6 +38,7 @@ from dnscock.services import (
 )
 from dnscock.sockets import bound_address
 from dnscock.swarm_watcher import Swarms
+from dnscock.upstream import Upstream
 
 log = logging.getLogger("dnscock.http")
 
@@ -240,8 +241,9 @@ class Health:
     """``/health``: healthy while the DNS listeners are up and the table follows every engine."""
 
     def __init__(self, listeners: dict[str, Any], store: RecordStore, watchers: Sequence[DockerWatcher],
-                 swarms: Swarms | None = None) -> None:
+                 swarms: Swarms | None = None, upstreams: Sequence[Upstream] = ()) -> None:
         self.listeners, self.store, self.watchers, self.swarms = listeners, store, list(watchers), swarms
+        self.upstreams = list(upstreams)
 
     def __call__(self) -> tuple[bool, dict[str, Any]]:
         reasons = []
@@ -272,6 +274,8 @@ class Health:
             "engine": engines[0] if engines else None,
             "engines": engines,
             "swarms": swarms,
+            "upstreams": [{"nameserver": str(upstream.address), "domain": upstream.domain or ".",
+                           "up": not upstream.down} for upstream in self.upstreams],
             "records": len(self.store),
         }
         if reasons:

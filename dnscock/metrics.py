@@ -92,14 +92,14 @@ class DnscockCollector(Collector):
              "FORMERR/NOTIMP answers, broken TCP answers", "errors"),
         )
         for name, help_text, attribute in families:
-            family = CounterMetricFamily(name, help_text, labels=["nameserver"])
+            family = CounterMetricFamily(name, help_text, labels=["nameserver", "domain"])
             for upstream in upstreams:
-                family.add_metric([str(upstream.address)], getattr(upstream, attribute))
+                family.add_metric([str(upstream.address), upstream.domain or "."], getattr(upstream, attribute))
             yield family
         up = GaugeMetricFamily("dnscock_upstream_up", "1 while an upstream is used, 0 while it is skipped "
-                               "(-max-fails reached; a probe will bring it back)", labels=["nameserver"])
+                               "(-max-fails reached; a probe will bring it back)", labels=["nameserver", "domain"])
         for upstream in upstreams:
-            up.add_metric([str(upstream.address)], 0 if upstream.down else 1)
+            up.add_metric([str(upstream.address), upstream.domain or "."], 0 if upstream.down else 1)
         yield up
 
     def _table(self) -> Iterator[Metric]:

@@ -160,6 +160,7 @@ class NamingOptions:
     networks: frozenset[str] = frozenset()  # only addresses on these networks; empty: all
     host_ip: str = ""  # what containers in network mode "host" answer with; "": skip them
     compose_names: bool = True  # also <service>.<project>.<zone> for compose containers
+    container_names: bool = False  # also <container-name>.<zone>, whatever the image
     network_aliases: bool = False  # a container's aliases on user-defined networks as aliases
     hostnames: bool = False  # a container's explicit hostname as an alias
     engine: str = ""  # the engine's URL: the records' source
@@ -241,7 +242,8 @@ def record_from_inspect(
         ports=exposed_ports(inspect),
         published=published,
         metadata=metadata,
-        extra_names=_compose_names(labels) if options.compose_names else (),
+        extra_names=(_compose_names(labels) if options.compose_names else ())
+        + ((split_name(name),) if options.container_names and split_name(name) else ()),
         # Interned: 10,000 containers share a few image and network names.
         name=sys.intern(".".join(split_name(name))),
         image_name=sys.intern(".".join(split_name(image))),

@@ -146,7 +146,7 @@ class Resolver:
         elif self.authority.owns(labels, question.qtype):
             self._answer_locally(question, data, labels, tcp, key, limit, respond, start)
         else:
-            self._forward(question, data, tcp, key, limit, respond, start)
+            self._forward(question, data, labels, tcp, key, limit, respond, start)
         return True
 
     def _send(self, respond: Respond, question: wire.Question, reply: bytes, path: str, start: float) -> None:
@@ -228,7 +228,7 @@ class Resolver:
         if self.store.synced.is_set():
             reply = self._local_reply(question, data, labels, tcp, key, limit)
             if reply is None:  # not ours after all
-                self._forward(question, data, tcp, key, limit, respond, start)
+                self._forward(question, data, labels, tcp, key, limit, respond, start)
             else:
                 self._send(respond, question, reply, LOCAL, start)
         elif self.store.unavailable:
@@ -259,7 +259,7 @@ class Resolver:
             log.exception("failed to answer %s", _text(labels))
             reply = self._pack(question, data, _SERVFAIL, limit)
         if reply is None:  # not ours after all (an alias that went away meanwhile)
-            self._forward(question, data, tcp, key, limit, respond, start)
+            self._forward(question, data, labels, tcp, key, limit, respond, start)
         else:
             self._send(respond, question, reply, LOCAL, start)
 
@@ -283,16 +283,15 @@ class Resolver:
 
     # -- forwarding --
 
-    def _forward(self, question: wire.Question, data: bytes, tcp: bool, key: tuple, limit: int, respond: Respond,
-                 start: float) -> None:
+    def _forward(self, question: wire.Question, data: bytes, labels: tuple[str, ...], tcp: bool, key: tuple,
+                 limit: int, respond: Respond, start: float) -> None:
         if self._no_room(question, data, limit, respond, start, FORWARDED):
             return
         generation = self.store.generation
 
         def done(answer: bytes | None, problem: str, infos: list[wire.RecordInfo] | None) -> None:
             if answer is None:
-                self.warnings.warning("forward", "forwarding %s failed: %s",
-                                      _text(wire.name_labels(question.name)), problem)
+                self.warnings.warning("forward", "forwarding %s failed: %s", _text(labels), problem)
                 reply = self._pack(question, data, _SERVFAIL, limit)
             elif len(answer) > limit:
                 # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
@@ -302,12 +301,12 @@ class Resolver:
                 flags = wire.reply_flags(question.flags, answer[2] << 8 | answer[3])
                 reply = data[:2] + _FLAGS.pack(flags) + answer[4:]
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("forwarded %s %s: %s, %d bytes", _text(wire.name_labels(question.name)),
-                              type_text(question.qtype), rcode_name(wire.rcode(answer)), len(answer))
+                    log.debug("forwarded %s %s: %s, %d bytes", _text(labels), type_text(question.qtype),
+                              rcode_name(wire.rcode(answer)), len(answer))
                 self._keep_forwarded(data, key, reply, generation, question.qtype, tcp, infos)
             self._send(respond, question, reply, FORWARDED, start)
 
-        self.forwarder.submit(data, done, tcp, question.end)
+        self.forwarder.submit(data, done, tcp, question.end, labels)
 
     def _keep_forwarded(self, data: bytes, key: tuple, reply: bytes, generation: int, qtype: int, tcp: bool,
                         infos: list[wire.RecordInfo] | None) -> None:

@@ -39,6 +39,7 @@ from gevent import socket as gsocket
 
 from dnscock import wire
 from dnscock.config import Address
+from dnscock.dnsname import split_name
 from dnscock.errors import DnscockError
 from dnscock.sockets import framed, grow_receive_buffer, read_message
 
@@ -162,8 +163,9 @@ class _UdpChannel:
 class Upstream:
     """One upstream nameserver: its UDP channel, TCP asks, and whether it seems alive."""
 
-    def __init__(self, address: Address, max_fails: int, probe_timeout: float) -> None:
+    def __init__(self, address: Address, max_fails: int, probe_timeout: float, domain: str = "") -> None:
         self.address = address
+        self.domain = domain  # the names it is asked for: "" every name no other upstream's domain covers
         self.max_fails = max_fails
         self.probe_timeout = probe_timeout
         self.fails = 0  # failed queries in a row
@@ -388,11 +390,20 @@ class _Exchange:
 
 
 class Forwarder:
-    """Forwards queries to the upstream nameservers in order until one answers."""
+    """Forwards queries to the upstream nameservers in order until one answers.
 
-    def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3) -> None:
+    Names in a domain given its own nameservers (``-nameserver=/domain/ip``)
+    go to those, the longest domain first; every other name to the default ones.
+    """
+
+    def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3,
+                 domain_nameservers: Sequence[tuple[str, Sequence[Address]]] = ()) -> None:
         self.timeout = timeout
-        self.upstreams = [Upstream(address, max_fails, timeout) for address in nameservers]
+        self._default = [Upstream(address, max_fails, timeout) for address in nameservers]
+        self._domains = {split_name(domain): [Upstream(address, max_fails, timeout, domain) for address in servers]
+                         for domain, servers in domain_nameservers}
+        self._domain_lengths = sorted({len(labels) for labels in self._domains}, reverse=True)
+        self.upstreams = self._default + [upstream for group in self._domains.values() for upstream in group]
         self.in_flight = 0  # exchanges not yet finished
         # UDP attempts in flight, swept by one loop timer (cheaper than a timer each). At most
         # forward_pool of them, and only while queries are in flight.
@@ -425,15 +436,25 @@ class Forwarder:
         self._sweeper.close()
         self._sweeper = None
 
-    def submit(self, query: bytes, done: Done, tcp: bool = False, question_end: int | None = None) -> None:
-        """Forwards ``query`` without blocking; ``done`` is called once, later or at once.
+    def group_for(self, labels: Sequence[str]) -> list[Upstream]:
+        """The upstreams for a name (its lower-case labels): its longest domain's, else the default ones."""
+        for length in self._domain_lengths:
+            if len(labels) >= length:
+                group = self._domains.get(tuple(labels[len(labels) - length:]))
+                if group is not None:
+                    return group
+        return self._default
+
+    def submit(self, query: bytes, done: Done, tcp: bool = False, question_end: int | None = None,
+               labels: Sequence[str] = ()) -> None:
+        """Forwards ``query`` (for the name of ``labels``) without blocking; ``done`` is called once, later or now.
 
         Over TCP when ``tcp`` (the client came by TCP), else over UDP (and
         TCP after a truncated answer). ``question_end``, when the caller
         knows it, spares reading the question again.
         """
         self.in_flight += 1
-        candidates = [upstream for upstream in self.upstreams if not upstream.down]
+        candidates = [upstream for upstream in self.group_for(labels) if not upstream.down]
         exchange = _Exchange(self, query, done, candidates, question_end, tcp)
         if not candidates:
             exchange.finish(None, "every upstream is down (probing them in the background)")

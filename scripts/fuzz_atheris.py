@@ -75,7 +75,7 @@ class StubForwarder:
     def __init__(self) -> None:
         self.in_flight = 0
 
-    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None) -> None:
+    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None, labels=()) -> None:
         replies = upstream_answers(query, tcp)
         if replies:
             done(query[:2] + replies[-1][2:], "", None)

@@ -130,9 +130,9 @@ def test_metrics_count_forwarded_cached_and_malformed_queries_and_upstream_timeo
     assert values[("dnscock_queries_total", (("path", "local"), ("qtype", "other"), ("rcode", "FORMERR")))] == 1
     assert values[("dnscock_query_duration_seconds_count", (("path", "forwarded"),))] == 4
     assert values[("dnscock_query_duration_seconds_bucket", (("le", "+Inf"), ("path", "cached")))] == 1
-    nameserver = (("nameserver", str(silent.address)),)
+    nameserver = (("domain", "."), ("nameserver", str(silent.address)))
     assert values[("dnscock_upstream_timeouts_total", nameserver)] == 4
-    assert values[("dnscock_upstream_queries_total", (("nameserver", str(answering.address)),))] == 4
+    assert values[("dnscock_upstream_queries_total", (("domain", "."), ("nameserver", str(answering.address))))] == 4
     assert values[("dnscock_upstream_errors_total", nameserver)] == 0
     assert values[("dnscock_engine_connected", (("engine", NO_ENGINE),))] == 0
     assert values[("dnscock_records", (("kind", "container"), ("source", NO_ENGINE)))] == 0

@@ -36,7 +36,7 @@ class FakeForwarder:
         self.in_flight = 0
         self.upstreams: list = []
 
-    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None) -> None:
+    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None, labels=()) -> None:
         self.in_flight += 1
         self.asked.append(query)
         self.over_tcp.append(tcp)
