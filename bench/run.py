@@ -19,6 +19,12 @@ Cases (``--cases``, comma-separated; all by default):
   (NXDOMAIN, or NODATA while dnscock keeps a stopped container's names).
 - ``startup``: time from launching dnscock to its first full sync, for real
   containers and for the 10,000-container fake engine, and dnscock's RSS.
+- ``swarm``: on a private two-node swarm (tests/support/swarm.py), a
+  service scaled up one task at a time, then down: time from the manager
+  first listing a task running to dnscock answering it, and from the task
+  leaving the manager's running set to dnscock no longer answering it; and
+  dnscock's CPU, idle but for its task polls, following a fake manager
+  (bench/fake_engine.py) with 1000 tasks against one with 10.
 
 Every server under test runs alone on CPU 1, dnsperf on CPU 0. Queries and
 answers only travel over 127.0.0.1. The figures go to a table on stdout and
@@ -61,7 +67,7 @@ from tests.support.processes import stop_process
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
-CASES = ("local", "forward-uncached", "forward-cached", "scale", "events", "startup")
+CASES = ("local", "forward-uncached", "forward-cached", "scale", "events", "startup", "swarm")
 MAIN_DNSCOCK_CASES = {"local", "forward-uncached", "forward-cached", "events"}
 ENGINE_CASES = MAIN_DNSCOCK_CASES | {"startup"}
 FAKE_ENGINE_CASES = {"scale", "startup"}
@@ -86,9 +92,18 @@ SCALE_NAMES = 1000
 SMALL_ENGINE = 10
 UNSATURATED_CPU_PCT = 70  # below this the server under test was not the bottleneck
 EVENT_DEADLINE = 5.0  # seconds after the event within which the answer must change
+SWARM_DEADLINE = 10.0  # seconds after a task starts running / leaves the running set within which dnscock must follow
+SWARM_SERVICE = "benchweb"  # the service scaled on the private swarm, on the attachable overlay SWARM_NETWORK
+SWARM_NETWORK = "benchnet"
+MANAGER_POLL = 0.02  # seconds between two of the bench's own task listings on the manager
+SWARM_QUERY_INTERVAL = 0.01  # seconds between two queries of a task's name
+SWARM_BASELINE_TASKS = 10  # the fake manager the CPU of --swarm-tasks is compared with
+SWARM_CPU_SETTLE = 1.0  # seconds between dnscock's first swarm listing and the CPU window
 
-DEFAULTS = dict(seconds=15, rounds=2, containers=50, scale_containers=10_000, sync_containers=200, events=20)
-SMOKE = dict(seconds=1, rounds=1, containers=6, scale_containers=200, sync_containers=10, events=3)
+DEFAULTS = dict(seconds=15, rounds=2, containers=50, scale_containers=10_000, sync_containers=200, events=20,
+                swarm_events=20, swarm_tasks=1000, swarm_services=50, swarm_seconds=20)
+SMOKE = dict(seconds=1, rounds=1, containers=6, scale_containers=200, sync_containers=10, events=3,
+             swarm_events=3, swarm_tasks=200, swarm_services=10, swarm_seconds=5)
 
 BARS = {  # case key -> (label, comparison, limit)
     "local": ("local ratio", ">=", 0.8),
@@ -99,6 +114,10 @@ BARS = {  # case key -> (label, comparison, limit)
     "events-stop": ("event->answer p50 ms (stop)", "<", 20.0),
     "startup-fake": ("sync of {n} containers, s", "<", 3.0),
     "rss": ("dnscock VmRSS MiB (max)", "<=", 60.0),
+    "swarm-start-p50": ("swarm: task running -> answer p50 ms", "<", 1000.0),
+    "swarm-start-max": ("swarm: task running -> answer max ms", "<", 2000.0),
+    "swarm-leave-max": ("swarm: task out of the running set -> no answer max ms", "<", 2000.0),
+    "swarm-cpu": ("swarm: dnscock CPU % of one core, {tasks} tasks", "<", 5.0),
 }
 
 _STARTED = time.monotonic()
@@ -204,6 +223,7 @@ def read_rss_kib(pid: int) -> int:
 
 
 def dns_modules():
+    import dns.flags
     import dns.message
     import dns.opcode
     import dns.query
@@ -278,6 +298,7 @@ class Dnsmasq:
 
 
 _LISTENING = re.compile(r"listening on udp (\S+):(\d+) and tcp")
+_SWARM_READING = re.compile(r"swarm \S+: reading services and tasks from \S+ \(manager mode\), (\d+) tasks")
 _CONNECTED = re.compile(r"connected to the Docker engine")
 _TROUBLE = re.compile(r"\bERROR\b|^Traceback")  # dnscock crashed, or its engine watcher did
 
@@ -425,6 +446,21 @@ class Dnscock:
                     return received - self.launched, "first local answer"
                 sent_at = received - 1.0 + 0.005  # SERVFAIL before the sync: ask again in 5 ms
 
+    def wait_line(self, regex: re.Pattern, timeout: float = 60.0) -> tuple[float, re.Match]:
+        """The time the first log line matching ``regex`` was read, and its match."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.find(regex)  # the condition's lock is reentrant
+                if found is not None:
+                    return found
+                if self._eof or time.monotonic() > deadline or self.find(_TROUBLE):
+                    break
+                self._changed.wait(0.05)
+        self._check_alive()
+        raise BenchError(f"dnscock ({self.label}) logged no line like {regex.pattern!r} within {timeout:.0f}s:\n"
+                         f"{self.log_tail()}")
+
     def rss_mib(self) -> float:
         return read_rss_kib(self.pid) / 1024
 
@@ -435,7 +471,7 @@ class Dnscock:
 
 
 class FakeEngineProcess:
-    def __init__(self, processes: Processes, tmp: Path, label: str, containers: int):
+    def __init__(self, processes: Processes, tmp: Path, label: str, containers: int, extra: Sequence[str] = ()):
         self.label = label
         self.containers = containers
         self.socket_path = tmp / f"{label}.sock"
@@ -443,7 +479,8 @@ class FakeEngineProcess:
         ready = tmp / f"{label}.ready"
         log_path = tmp / f"{label}.log"
         command = ["taskset", "-c", LOAD_CPU, PYTHON, str(ROOT / "bench" / "fake_engine.py"),
-                   "--socket", str(self.socket_path), "--containers", str(containers), "--ready-file", str(ready)]
+                   "--socket", str(self.socket_path), "--containers", str(containers), "--ready-file", str(ready),
+                   *extra]
         with open(log_path, "wb") as log:
             self.process = processes.spawn(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -454,6 +491,10 @@ class FakeEngineProcess:
             if time.monotonic() > deadline:
                 raise BenchError(f"fake engine ({label}) not ready within 120s")
             time.sleep(0.02)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def local_names(self, count: int, seed: int = 1) -> list[str]:
         """``<container>.<image>.docker`` of up to ``count`` of its containers (a seeded sample)."""
@@ -546,6 +587,10 @@ class Options:
     scale_containers: int
     sync_containers: int
     events: int
+    swarm_events: int
+    swarm_tasks: int
+    swarm_services: int
+    swarm_seconds: int
     cases: list[str]
     json_path: Path
     smoke: bool
@@ -564,6 +609,7 @@ class Bench:
         self.main: Dnscock | None = None
         self.fake_small: FakeEngineProcess | None = None
         self.fake_large: FakeEngineProcess | None = None
+        self.swarm = None  # the private swarm of the swarm case, while it runs
         self.local_names: list[str] = []
         self.local_hosts: list[str] = []
 
@@ -594,8 +640,8 @@ class Bench:
     def run(self) -> None:
         if self.selected(*ENGINE_CASES):
             self.guarded(ENGINE_CASES, "private Docker engine", self.start_engine)
-        if self.selected(*MAIN_DNSCOCK_CASES, *FAKE_ENGINE_CASES):
-            self.guarded(MAIN_DNSCOCK_CASES | FAKE_ENGINE_CASES, "upstream dnsmasq", self.start_upstream)
+        if self.selected(*MAIN_DNSCOCK_CASES, *FAKE_ENGINE_CASES, "swarm"):
+            self.guarded(MAIN_DNSCOCK_CASES | FAKE_ENGINE_CASES | {"swarm"}, "upstream dnsmasq", self.start_upstream)
         if self.selected("local"):
             self.guarded(["local"], "local: setup", self.prepare_local)
         if self.selected(*MAIN_DNSCOCK_CASES):
@@ -610,12 +656,19 @@ class Bench:
             self.guarded(FAKE_ENGINE_CASES, "fake engines", self.start_fake_engines)
         self.guarded(["scale"], "scale", self.case_scale)
         self.guarded(["startup"], "startup", self.case_startup)
+        if self.selected("swarm"):
+            self.stop_engine()  # idle, but its dockerd and containers need not share the machine with the swarm
+            self.guarded(["swarm"], "swarm", self.case_swarm)
 
     def cleanup(self) -> None:
         if self.main is not None:
             with contextlib.suppress(Exception):
                 self.main.stop()
         self.processes.stop_all()
+        self.stop_swarm()
+        self.stop_engine()
+
+    def stop_engine(self) -> None:
         if self.engine is not None:
             say("stopping the private engine")
             try:
@@ -997,6 +1050,230 @@ class Bench:
             figures["rss_after_sync_mib" + ("" if verbose else "_quiet")] = max(rss)
         return figures
 
+    # -- swarm --
+
+    def case_swarm(self) -> None:
+        """dnscock's CPU with a fake manager's tasks, then how fast it follows a real swarm's.
+
+        The CPU part runs first, while no swarm runs on the machine. The
+        figures of either part stay in the results when the other fails.
+        """
+        result: dict[str, Any] = {"swarm_poll_s": 1.0}
+        self.results["swarm"] = result
+        result["cpu"] = self._swarm_cpu()
+        self._swarm_latency(result)
+
+    def _swarm_cpu(self) -> dict[str, Any]:
+        """dnscock's CPU share following a fake manager (no queries), with SWARM_BASELINE_TASKS and --swarm-tasks."""
+        upstream = self._upstream()
+        runs = {}
+        for tasks in dict.fromkeys((SWARM_BASELINE_TASKS, self.o.swarm_tasks)):
+            runs[tasks] = self._swarm_cpu_run(tasks, self.o.swarm_services, upstream)
+        large, small = runs[self.o.swarm_tasks], runs[SWARM_BASELINE_TASKS]
+        return {"tasks": self.o.swarm_tasks, "services": self.o.swarm_services, "seconds": self.o.swarm_seconds,
+                "cpu_pct": large["cpu_pct"], "baseline_tasks": SWARM_BASELINE_TASKS,
+                "baseline_cpu_pct": small["cpu_pct"], "tasks_cpu_pct": large["cpu_pct"] - small["cpu_pct"],
+                "runs": {str(tasks): figures for tasks, figures in runs.items()}}
+
+    def _swarm_cpu_run(self, tasks: int, services: int, upstream: Dnsmasq) -> dict[str, Any]:
+        from bench.fake_engine import PUBLISHING_EVERY, FakeSwarm
+
+        fake = FakeEngineProcess(self.processes, self.tmp, f"fake-swarm-{tasks}", 0,
+                                 extra=["--swarm-tasks", str(tasks), "--swarm-services", str(services)])
+        http_port = free_port()
+        dnscock = Dnscock(self.processes, f"swarm-cpu-{tasks}", fake.url, upstream.port, verbose=True,
+                          extra=[f"-http=127.0.0.1:{http_port}"])
+        try:
+            dnscock.wait_synced()
+            _, match = dnscock.wait_line(_SWARM_READING)
+            read_at = time.monotonic()
+            if int(match.group(1)) != tasks:
+                raise BenchError(f"dnscock read {match.group(1)} tasks from the fake manager, not {tasks}")
+            layout = FakeSwarm(tasks, services)
+            checked = self._check_fake_swarm_answers(dnscock.port, layout, PUBLISHING_EVERY)
+            time.sleep(max(0.0, read_at + SWARM_CPU_SETTLE - time.monotonic()))
+            counters_before = swarm_counters(http_port)
+            cpu_before, fake_before, wall_before = cpu_seconds(dnscock.pid), cpu_seconds(fake.pid), time.monotonic()
+            time.sleep(self.o.swarm_seconds)
+            cpu_after, fake_after, wall_after = cpu_seconds(dnscock.pid), cpu_seconds(fake.pid), time.monotonic()
+            counters_after = swarm_counters(http_port)
+            wall = wall_after - wall_before
+            figures = {
+                "tasks": tasks, "services": services, "seconds": wall,
+                "cpu_pct": 100 * (cpu_after - cpu_before) / wall,
+                "fake_manager_cpu_pct": 100 * (fake_after - fake_before) / wall,
+                "polls": counters_after["polls"] - counters_before["polls"],
+                "changes": counters_after["changes"] - counters_before["changes"],
+                "rss_mib": dnscock.rss_mib(),
+                "names_checked": checked,
+            }
+            say(f"swarm: dnscock following a fake manager with {tasks} tasks in {services} services: "
+                f"{figures['cpu_pct']:.2f}% of one core over {wall:.1f}s, {figures['polls']:.0f} task listings "
+                f"({figures['changes']:.0f} changed the table), VmRSS {figures['rss_mib']:.1f} MiB; "
+                f"the fake manager {figures['fake_manager_cpu_pct']:.2f}%")
+            if figures["changes"]:
+                self.warnings.append(f"swarm: dnscock changed its table {figures['changes']:.0f} time(s) while "
+                                     f"the fake manager's {tasks} tasks stayed the same")
+            return figures
+        finally:
+            dnscock.stop()
+            self.processes.stop(fake.process)
+
+    def _check_fake_swarm_answers(self, port: int, layout, publishing_every: int) -> list[str]:
+        """A few tasks' ``<slot>.<service>`` names, a service's tasks and VIP answer as the fake manager lists them."""
+        count = layout.task_count
+        picks = sorted({0, count // 2, count - 1, min(publishing_every - 1, count - 1)})
+        checked, wrong = [], []
+        for index in picks:
+            task = layout.task(index)
+            service = layout.service_name(task.service)
+            expected = {f"{task.slot}.{service}.docker": [task.address],
+                        f"vip.{service}.docker": [layout.vip(task.service)]}
+            if index == 0:
+                expected[f"{service}.docker"] = sorted(t.address for t in layout.tasks_of(task.service))
+            for name, addresses_wanted in expected.items():
+                reply = ask_whole(port, name)
+                got = addresses(reply)
+                checked.append(name)
+                if sorted(got) != sorted(addresses_wanted):
+                    wrong.append(f"{name}: {rcode_text(reply)} {got[:5]}, expected {addresses_wanted[:5]}")
+        if wrong:
+            raise BenchError("dnscock answers the fake manager's tasks wrongly:\n  " + "\n  ".join(wrong))
+        return checked
+
+    def _swarm_latency(self, result: dict[str, Any]) -> None:
+        """A service on a real two-node swarm scaled 0 -> --swarm-events one task at a time, then back to 0."""
+        from tests.support.private_engine import EngineUnavailable
+        from tests.support.swarm import PrivateSwarm
+
+        upstream = self._upstream()
+        root = Path(tempfile.mkdtemp(prefix="dcb-swarm-", dir="/tmp"))  # short: the engines' sockets live under it
+        say("swarm: starting a private two-node swarm")
+        started = time.monotonic()
+        swarm = PrivateSwarm(root)
+        self.swarm = swarm
+        try:
+            swarm.start()
+        except EngineUnavailable as error:
+            self.swarm = None
+            shutil.rmtree(root, ignore_errors=True)
+            raise BenchError(f"no private two-node swarm can be made here, so no latency figures: {error}") from None
+        try:
+            up = time.monotonic() - started
+            swarm.create_network(SWARM_NETWORK)
+            say(f"swarm: up in {up:.1f}s (manager {swarm.node1.hostname} at {swarm.url}, "
+                f"worker {swarm.node2.hostname} in netns {swarm.node2.netns})")
+            dnscock = Dnscock(self.processes, "swarm", swarm.url, upstream.port, verbose=True)
+            try:
+                dnscock.wait_synced()
+                dnscock.wait_line(_SWARM_READING)
+                figures = self._follow_scaling(swarm, dnscock)
+            finally:
+                dnscock.stop()
+            figures["swarm_up_s"] = up
+            result["latency"] = figures
+        finally:
+            self.stop_swarm()
+
+    def _follow_scaling(self, swarm, dnscock: Dnscock) -> dict[str, Any]:
+        service = swarm.create_service(SWARM_SERVICE, replicas=0, networks=[SWARM_NETWORK], wait=False)
+        count = self.o.swarm_events
+        starts: list[dict[str, Any]] = []
+        leaves: list[dict[str, Any]] = []
+        rcodes: dict[str, int] = {}
+        tasks = ManagerTasks(swarm.url, SWARM_SERVICE)
+        try:
+            with bench_threads_on(int(LOAD_CPU)):
+                for replicas in range(1, count + 1):
+                    listed, _ = tasks.snapshot()
+                    swarm.scale(service, replicas, wait=False)
+                    task_id = tasks.wait(lambda listed=listed: next((t for t in tasks.seen if t not in listed), None), 60,
+                                         f"a new task of {SWARM_SERVICE} (scaled to {replicas})")
+                    task = tasks.tasks[task_id]
+                    name = f"{task['Slot']}.{SWARM_SERVICE}.docker"
+                    poller = Poller(dnscock.port, name, want_answer=True, address=task_address(task, SWARM_NETWORK),
+                                    interval=SWARM_QUERY_INTERVAL)
+                    running_at = tasks.wait(lambda task_id=task_id: tasks.running.get(task_id), 60,
+                                            f"task {task_id} to run")
+                    answered = poller.finish(running_at + SWARM_DEADLINE)
+                    address = task_address(tasks.tasks[task_id], SWARM_NETWORK)
+                    if answered is None:
+                        raise BenchError(f"{name} ({address}) not answered within {SWARM_DEADLINE:.0f}s of the "
+                                         "manager listing its task running")
+                    if address not in poller.addresses:
+                        raise BenchError(f"{name} answered {poller.addresses}, not its task's {address}")
+                    starts.append(self._swarm_sample(swarm, tasks.tasks[task_id], (answered - running_at) * 1000,
+                                                     poller))
+                    say(f"swarm: {name} ({address}, node {starts[-1]['node']}): running -> answer "
+                        f"{starts[-1]['ms']:.0f} ms")
+                for replicas in range(count - 1, -1, -1):
+                    _, running = tasks.snapshot()
+                    swarm.scale(service, replicas, wait=False)
+                    task_id, left_at = tasks.wait(
+                        lambda running=running: next(((t, tasks.left[t]) for t in running if t in tasks.left), None),
+                        60,
+                        f"a task of {SWARM_SERVICE} to leave the running set (scaled to {replicas})")
+                    task = tasks.tasks[task_id]
+                    name = f"{task['Slot']}.{SWARM_SERVICE}.docker"
+                    address = task_address(task, SWARM_NETWORK)
+                    poller = Poller(dnscock.port, name, want_answer=False, address=address,
+                                    interval=SWARM_QUERY_INTERVAL)
+                    gone = poller.finish(left_at + SWARM_DEADLINE)
+                    if gone is None:
+                        raise BenchError(f"{name} still answered {address} {SWARM_DEADLINE:.0f}s after its task left "
+                                         "the manager's running set")
+                    leaves.append(self._swarm_sample(swarm, task, (gone - left_at) * 1000, poller))
+                    rcodes[poller.rcode] = rcodes.get(poller.rcode, 0) + 1
+                    say(f"swarm: {name} ({address}, node {leaves[-1]['node']}): out of the running set -> "
+                        f"no answer ({poller.rcode}) {leaves[-1]['ms']:.0f} ms")
+        finally:
+            tasks.close()
+        return {
+            "events": count,
+            "manager_polls": tasks.polls,
+            "manager_poll_failures": tasks.failures,
+            "start_ms": self._swarm_summary(starts),
+            "leave_ms": {**self._swarm_summary(leaves), "rcodes": rcodes,
+                         "gone_at_first_query": sum(1 for sample in leaves if sample["queries"] == 1)},
+        }
+
+    @staticmethod
+    def _swarm_sample(swarm, task: dict, ms: float, poller: Poller) -> dict[str, Any]:
+        try:
+            node = swarm.task_node(task).number
+        except KeyError:
+            node = 0
+        return {"slot": task.get("Slot"), "task": task.get("ID"), "node": node, "ms": ms, "queries": poller.queries}
+
+    @staticmethod
+    def _swarm_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        values = [sample["ms"] for sample in samples]
+        by_node = {}
+        for node in sorted({sample["node"] for sample in samples}):
+            on_node = [sample["ms"] for sample in samples if sample["node"] == node]
+            by_node[f"node{node}"] = {"count": len(on_node), "p50": percentile(on_node, 0.5), "max": max(on_node)}
+        return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+                "max": max(values) if values else math.nan, "by_node": by_node, "samples": samples}
+
+    def stop_swarm(self) -> None:
+        """Stops the private swarm, if one runs; what it leaves behind is an error of the swarm case."""
+        swarm, self.swarm = self.swarm, None
+        if swarm is None:
+            return
+        say("swarm: stopping the private swarm")
+        started = time.monotonic()
+        try:
+            swarm.stop()
+            left = swarm.leftovers()
+        except Exception as error:
+            left = [f"stopping it failed: {type(error).__name__}: {error}"]
+        if left:
+            message = f"the private swarm left behind: {left}"
+            say(f"ERROR {message}")
+            self.errors.setdefault("swarm", message)
+        else:
+            say(f"swarm: stopped in {time.monotonic() - started:.1f}s, nothing left behind")
+
 
 class EventWatcher:
     """The engine's container events, each with the time the bench received it."""
@@ -1042,14 +1319,22 @@ class Poller:
     """Asks dnscock about one name every ~1 ms until it answers with an address (``want_answer``) or not.
 
     "Not" is NXDOMAIN, or NODATA (NOERROR, no address) for a dnscock that
-    keeps a stopped container's names a while (a grace period).
+    keeps a stopped container's names a while (a grace period). With
+    ``address``, only that address counts: an answer must hold it, "not"
+    is any answer without it. ``interval``: seconds between two queries.
+    ``addresses`` are those of the reply that ended it; ``queries`` counts
+    the queries sent (1: the first reply already said so).
     """
 
-    def __init__(self, port: int, name: str, want_answer: bool) -> None:
+    def __init__(self, port: int, name: str, want_answer: bool, address: str | None = None,
+                 interval: float = 0.001) -> None:
         self.port, self.name, self.want_answer = port, name, want_answer
+        self.address, self.interval = address, interval
         self.until = time.monotonic() + 120  # bounded properly by finish()
         self.result: float | None = None
         self.rcode = ""
+        self.addresses: list[str] = []
+        self.queries = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
         self._thread.start()
@@ -1062,19 +1347,27 @@ class Poller:
                 while time.monotonic() < self.until:
                     message = dns.message.make_query(self.name, "A")
                     sock.send(message.to_wire())
+                    self.queries += 1
                     reply = None
                     if select.select([sock], [], [], 0.5)[0]:
                         reply = dns.message.from_wire(sock.recv(65535))
                     received = time.monotonic()
                     if reply is not None and reply.id == message.id:
-                        answered = reply.rcode() == dns.rcode.NOERROR and bool(addresses(reply))
-                        gone = reply.rcode() == dns.rcode.NXDOMAIN or (
-                            reply.rcode() == dns.rcode.NOERROR and not addresses(reply))
+                        found = addresses(reply)
+                        if self.address is not None:
+                            found_it = self.address in found
+                            answered = reply.rcode() == dns.rcode.NOERROR and found_it
+                            gone = reply.rcode() in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR) and not found_it
+                        else:
+                            answered = reply.rcode() == dns.rcode.NOERROR and bool(found)
+                            gone = reply.rcode() == dns.rcode.NXDOMAIN or (
+                                reply.rcode() == dns.rcode.NOERROR and not found)
                         if answered if self.want_answer else gone:
                             self.result = received
                             self.rcode = dns.rcode.to_text(reply.rcode())
+                            self.addresses = found
                             return
-                    time.sleep(0.001)
+                    time.sleep(self.interval)
         except BaseException as error:
             self.error = error
 
@@ -1084,6 +1377,122 @@ class Poller:
         if self.error is not None:
             raise BenchError(f"polling {self.name}: {self.error}")
         return self.result
+
+
+class ManagerTasks:
+    """One service's tasks on a swarm manager, listed every MANAGER_POLL seconds in a thread.
+
+    For each task: when the bench first got a listing with it (any state),
+    first got one with it running, and, after that, first got one without it
+    among the running ones (``GET /tasks`` of desired state running, and
+    Status.State running: the set dnscock follows). Times are when the
+    listing came back (a listing takes a few ms: the bench learns of a
+    change at most ~MANAGER_POLL plus that after the manager shows it).
+    """
+
+    def __init__(self, url: str, service: str) -> None:
+        import docker
+
+        self.client = docker.APIClient(base_url=url, version="auto", timeout=10)
+        self.service = service
+        self.tasks: dict[str, dict] = {}  # task ID -> its latest document
+        self.seen: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.left: dict[str, float] = {}
+        self.polls = 0
+        self.failures = 0
+        self.failure = ""
+        self._stopping = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="manager-tasks", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        filters = {"service": self.service, "desired-state": "running"}
+        while not self._stopping:
+            try:
+                listing = self.client.tasks(filters=filters)
+            except Exception as error:
+                with self._changed:
+                    self.failures += 1
+                    self.failure = f"{type(error).__name__}: {error}"
+                time.sleep(MANAGER_POLL)
+                continue
+            now = time.monotonic()
+            with self._changed:
+                self.polls += 1
+                running_now = set()
+                for task in listing:
+                    task_id = str(task.get("ID"))
+                    self.tasks[task_id] = task
+                    self.seen.setdefault(task_id, now)
+                    if (task.get("Status") or {}).get("State") == "running":
+                        running_now.add(task_id)
+                        self.running.setdefault(task_id, now)
+                for task_id in self.running:
+                    if task_id not in running_now:
+                        self.left.setdefault(task_id, now)
+                self._changed.notify_all()
+            time.sleep(MANAGER_POLL)
+
+    def wait(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
+        """``probe()``'s first truthy result, checked after every listing (under the lock)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = probe()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    failure = f" (last listing error: {self.failure})" if self.failure else ""
+                    raise BenchError(f"swarm: waited {timeout:.0f}s for {what}{failure}")
+                self._changed.wait(min(remaining, 0.5))
+
+    def snapshot(self) -> tuple[set[str], set[str]]:
+        """(every task ID listed so far, the ones running now)."""
+        with self._changed:
+            return set(self.seen), {task_id for task_id in self.running if task_id not in self.left}
+
+    def close(self) -> None:
+        self._stopping = True
+        self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def task_address(task: dict, network: str) -> str | None:
+    """A task's address on ``network`` (without the prefix length), None while it has none."""
+    for attachment in task.get("NetworksAttachments") or ():
+        if ((attachment.get("Network") or {}).get("Spec") or {}).get("Name") == network:
+            for address in attachment.get("Addresses") or ():
+                return str(address).split("/", 1)[0]
+    return None
+
+
+def ask_whole(port: int, name: str):
+    """``ask``, again over TCP when the UDP answer was truncated."""
+    dns = dns_modules()
+    reply = ask(port, name)
+    if reply.flags & dns.flags.TC:
+        reply = dns.query.tcp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=3.0)
+    return reply
+
+
+_METRIC_LINE = re.compile(r"^(dnscock_swarm_(?:polls|changes))_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+
+
+def swarm_counters(http_port: int) -> dict[str, float]:
+    """dnscock's ``dnscock_swarm_polls`` and ``dnscock_swarm_changes`` counters (the sum over its swarms)."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counters = {"polls": 0.0, "changes": 0.0}
+    for name, value in _METRIC_LINE.findall(text):
+        counters[name.removeprefix("dnscock_swarm_")] += float(value)
+    return counters
 
 
 def remove_containers(engine) -> None:
@@ -1176,16 +1585,23 @@ def bar_values(results: dict[str, Any]) -> dict[str, float]:
         rss += [results["scale"]["rss_after_sync_mib"], results["scale"]["rss_after_queries_mib"]]
     if rss:
         values["rss"] = max(rss)
+    swarm = results.get("swarm", {})
+    if "latency" in swarm:
+        values["swarm-start-p50"] = swarm["latency"]["start_ms"]["p50"]
+        values["swarm-start-max"] = swarm["latency"]["start_ms"]["max"]
+        values["swarm-leave-max"] = swarm["latency"]["leave_ms"]["max"]
+    if "cpu" in swarm:
+        values["swarm-cpu"] = swarm["cpu"]["cpu_pct"]
     return values
 
 
-def judge(values: dict[str, float], containers: int) -> list[dict[str, Any]]:
+def judge(values: dict[str, float], containers: int, swarm_tasks: int = 0) -> list[dict[str, Any]]:
     judged = []
     for key, (label, comparison, limit) in BARS.items():
         if key not in values:
             continue
         value = values[key]
-        label = label.format(n=containers)
+        label = label.format(n=containers, tasks=swarm_tasks)
         passed = {">=": value >= limit, "<": value < limit, "<=": value <= limit}[comparison]
         judged.append({"bar": label, "value": value, "comparison": comparison, "limit": limit, "pass": passed})
     return judged
@@ -1257,6 +1673,23 @@ def report(options: Options, results: dict[str, Any], errors: dict[str, str], ba
         s = results["scale"]
         out.append(f"VmRSS with {s['containers']} containers: {s['rss_after_sync_mib']:.1f} MiB after sync, "
                    f"{s['rss_after_queries_mib']:.1f} MiB after the scale queries")
+    swarm = results.get("swarm", {})
+    if "latency" in swarm:
+        s = swarm["latency"]
+        start, leave = s["start_ms"], s["leave_ms"]
+        out.append(f"swarm ({s['events']} tasks scaled up one at a time, then down, on a two-node swarm; "
+                   f"-swarm-poll 1): task running -> answer p50 {start['p50']:.0f} ms, p99 {start['p99']:.0f} ms, "
+                   f"max {start['max']:.0f} ms; out of the running set -> no answer p50 {leave['p50']:.0f} ms, "
+                   f"p99 {leave['p99']:.0f} ms, max {leave['max']:.0f} ms "
+                   f"({', '.join(f'{code} {count}' for code, count in leave['rcodes'].items())})")
+    if "cpu" in swarm:
+        c = swarm["cpu"]
+        out.append(f"swarm CPU (fake manager, -swarm-poll 1, {c['seconds']} s, no queries): {c['tasks']} tasks in "
+                   f"{c['services']} services {c['cpu_pct']:.2f}% of one core, {c['baseline_tasks']} tasks "
+                   f"{c['baseline_cpu_pct']:.2f}% (the tasks: {c['tasks_cpu_pct']:+.2f}%); VmRSS "
+                   f"{c['runs'][str(c['tasks'])]['rss_mib']:.1f} MiB")
+    if "swarm" in options.cases and "swarm" in errors:
+        out.append(f"swarm: ERROR: {errors['swarm']}")
     other = {case: message for case, message in errors.items() if case not in options.cases}
     for case, message in other.items():
         out.append(f"{case}: ERROR: {message}")
@@ -1286,6 +1719,13 @@ def smoke_problems(options: Options, results: dict[str, Any]) -> list[str]:
         elif case == "events":
             figures = {"iterations": r["iterations"], "start samples": len(r["start_ms"]["samples"]),
                        "stop samples": len(r["stop_ms"]["samples"])}
+        elif case == "swarm":
+            latency, cpu = r.get("latency", {}), r.get("cpu", {})
+            figures = {"start samples": len(latency.get("start_ms", {}).get("samples", ())),
+                       "leave samples": len(latency.get("leave_ms", {}).get("samples", ())),
+                       "task listings (CPU run)": min((run["polls"] for run in cpu.get("runs", {}).values()),
+                                                      default=0),
+                       "CPU window s": cpu.get("seconds", 0)}
         else:
             figures = {f"{key} {name}": r[key][name] for key in ("real", "fake") if key in r
                        for name in ("log_line_s", "quiet_s", "rss_after_sync_mib")}
@@ -1308,6 +1748,14 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                         help="real containers for the startup case (default 200; smoke 10)")
     parser.add_argument("--events", type=int,
                         help="docker run/stop iterations of the events case (default 20; smoke 3)")
+    parser.add_argument("--swarm-events", type=int,
+                        help="tasks the swarm case scales up one at a time, then down (default 20; smoke 3)")
+    parser.add_argument("--swarm-tasks", type=int,
+                        help="running tasks of the swarm case's fake manager (default 1000; smoke 200)")
+    parser.add_argument("--swarm-services", type=int,
+                        help="services those tasks are spread over (default 50; smoke 10)")
+    parser.add_argument("--swarm-seconds", type=int,
+                        help="seconds the swarm case measures dnscock's CPU for (default 20; smoke 5)")
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"comma-separated, of: {', '.join(CASES)} (default all)")
     parser.add_argument("--json", default="bench-results.json", type=Path, help="where the figures go "
@@ -1321,9 +1769,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     unknown = [case for case in cases if case not in CASES]
     if unknown or not cases:
         parser.error(f"unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CASES)}")
-    for key in ("seconds", "rounds", "events"):
+    for key in ("seconds", "rounds", "events", "swarm_events", "swarm_tasks", "swarm_services", "swarm_seconds"):
         if values[key] < 1:
-            parser.error(f"--{key} must be at least 1")
+            parser.error(f"--{key.replace('_', '-')} must be at least 1")
     if values["containers"] < 2:
         parser.error("--containers must be at least 2 (half redis, half web)")
     if values["scale_containers"] < 1 or values["sync_containers"] < 1:
@@ -1337,7 +1785,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
-    need_engine = any(case in ENGINE_CASES for case in options.cases)
+    need_engine = any(case in ENGINE_CASES or case == "swarm" for case in options.cases)
     if os.geteuid() != 0:
         print("bench: must run as root: it starts a private Docker engine (dockerd on its own socket and bridge) "
               "and installs dnsperf and dnsmasq with apt-get when missing. Run `sudo make bench`.", file=sys.stderr)
@@ -1378,7 +1826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if interrupted:
         return 130
     elapsed = time.monotonic() - started
-    bars = [] if options.smoke else judge(bar_values(bench.results), options.scale_containers)
+    bars = [] if options.smoke else judge(bar_values(bench.results), options.scale_containers, options.swarm_tasks)
     document = {
         "machine": info,
         "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(options).items()},

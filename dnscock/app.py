@@ -75,7 +75,7 @@ def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> Wa
         several_engines=len(config.engines) > 1,
     )
     return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
-                        resync_interval=config.resync_interval, tls=tls)
+                        resync_interval=config.resync_interval, tls=tls, host_name=config.host_name)
 
 
 def swarm_options(config: Config, tls: TlsSettings | None) -> SwarmOptions:

@@ -76,7 +76,7 @@ class Authority:
         if self.in_zone(labels):
             return True
         place = self.store.alias_place(labels)
-        if place.apex and place.exists:
+        if place.apex and (place.exists or place.wildcard):
             return True
         if qtype == wire.TYPE_PTR:
             address = reverse_address(labels)
@@ -88,7 +88,7 @@ class Authority:
         if self.in_zone(labels):
             return self._in_zone(question, labels, tcp)
         place = self.store.alias_place(labels)
-        if place.apex and place.exists:
+        if place.apex and (place.exists or place.wildcard):
             return self._in_alias_zone(question, labels, place, tcp)
         if question.qtype == wire.TYPE_PTR and question.qclass in (wire.CLASS_IN, wire.CLASS_ANY):
             return self._reverse(labels)
@@ -118,9 +118,15 @@ class Authority:
         if aliased:
             seen = {record.id for record in records}
             records += [record for record in aliased if record.id not in seen]
-        # An empty non-terminal: a name with aliases below it, or a name above dnscock's own.
-        exists = bool(records) or self.store.alias_place(labels).exists or (
-            0 < len(relative) < len(SERVER_LABELS) and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
+        exists = bool(records)
+        if not records:
+            place = self.store.alias_place(labels)
+            # An empty non-terminal: a name with aliases below it, or a name above dnscock's own.
+            exists = place.exists or (
+                0 < len(relative) < len(SERVER_LABELS)
+                and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
+            if not exists and place.wildcard:  # a name no container or alias has: a wildcard alias covers it
+                records = self.store.records_of(place.wildcard)
         return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative)
 
     def _in_alias_zone(self, question: wire.Question, labels: tuple[str, ...], place: AliasPlace, tcp: bool) -> Answer:
@@ -128,9 +134,9 @@ class Authority:
         if refusal is not None:
             return refusal
         apex_labels = labels[len(labels) - place.apex:]
-        records = self.store.by_alias(store_name(labels))
+        records = self.store.by_alias(store_name(labels)) if place.exists else self.store.records_of(place.wildcard)
         return self._answer(question.qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
-                            place.apex == len(labels), True, question.qclass == wire.CLASS_IN)
+                            place.apex == len(labels), place.exists, question.qclass == wire.CLASS_IN)
 
     def _answer(self, qtype: int, tcp: bool, records: list[Record], service: tuple[int, str, tuple[str, ...]] | None,
                 zone: bytes, apex: bool, exists: bool, authoritative: bool) -> Answer:
@@ -158,7 +164,7 @@ class Authority:
                     additional = build.server_addresses(self.server_wire, self.ns_addresses, wire.TYPE_ANY)
         if answer:
             return Answer(wire.RCODE_NOERROR, authoritative, answer, (), additional)
-        rcode = wire.RCODE_NOERROR if exists or apex else wire.RCODE_NXDOMAIN
+        rcode = wire.RCODE_NOERROR if exists or records or apex else wire.RCODE_NXDOMAIN
         return Answer(rcode, authoritative, (), [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
 
     def _server(self, qtype: int, tcp: bool, authoritative: bool) -> Answer:

@@ -19,7 +19,7 @@ from typing import NamedTuple, NoReturn, Sequence
 import configargparse
 
 from dnscock import __version__
-from dnscock.dnsname import is_valid_name, split_name
+from dnscock.dnsname import is_valid_label, is_valid_name, split_name
 
 DEFAULT_CONFIG_FILE = "/etc/dnscock/dnscock.conf"
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
@@ -90,6 +90,7 @@ class Config:
     host_ip: str
     compose_names: bool
     container_names: bool
+    host_name: str
     network_aliases: bool
     hostnames: bool
     serve_unhealthy: bool
@@ -344,6 +345,14 @@ def parse_swarm_mode(text: str) -> str:
     return mode
 
 
+def parse_label(text: str) -> str:
+    """One DNS label, or "" for none."""
+    label = text.strip().lower()
+    if label and not is_valid_label(label):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a DNS label (letters, digits, '-', '_')")
+    return label
+
+
 def parse_ips(text: str) -> list[str]:
     """Comma-separated IP addresses; "" is none."""
     return [_ip(item.strip(), text) for item in text.split(",") if item.strip()]
@@ -484,6 +493,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _flag(parser, "compose-names", "also answer <service>.<project>.<domain> for compose containers", default=True)
     parser.add_argument("-no-compose-names", "--no-compose-names", dest="compose_names", action="store_const",
                         const=False, help="same as -compose-names=false")
+    _option(parser, "host-name", "<NAME>.<domain> answers the host as containers reach it (-host-ip, else the "
+            "default bridge's gateway); empty: none", type=parse_label, default="host", metavar="NAME")
     _flag(parser, "container-names", "also answer <container-name>.<domain>, whatever the image", default=False)
     _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
     _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)

@@ -38,7 +38,14 @@ import urllib3.exceptions
 
 from dnscock.engine import EngineClient, TlsSettings
 from dnscock.errors import EngineError
-from dnscock.naming import DEFAULT_OPTIONS, NamingOptions, health, network_mode, record_from_inspect
+from dnscock.naming import (
+    DEFAULT_OPTIONS,
+    NamingOptions,
+    health,
+    network_mode,
+    record_from_inspect,
+    split_addresses,
+)
 from dnscock.records import Record, RecordStore
 
 log = logging.getLogger("dnscock.docker")
@@ -67,6 +74,7 @@ class WatchOptions:
     grace: float = 10.0  # seconds a stopped container's names answer NOERROR with no records
     resync_interval: float = 60.0  # seconds between full re-listings; 0: never
     tls: TlsSettings | None = None  # TLS to the engine (-tlsverify); None: plain HTTP or a unix socket
+    host_name: str = ""  # <host_name>.<domain> answers the host's address as containers see it; "": none
 
 
 class DockerWatcher:
@@ -169,6 +177,7 @@ class DockerWatcher:
                    if record is not None]
         if not initial and self.store.generation != generation:
             return False  # an event changed the table while we listed: our listing may be older
+        records += self._host_records(client)
         fresh = {record.id for record in records}
         # Containers stopped within their grace window stay, as their empty answer.
         records += [record for record in self.store
@@ -179,6 +188,25 @@ class DockerWatcher:
         for record in added:
             self._log_added(record)
         return True
+
+    def _host_records(self, client: EngineClient) -> list[Record]:
+        """``<host-name>.<domain>``: -host-ip, else the gateway of the engine's default bridge (IPv4 and IPv6)."""
+        if not self.options.host_name:
+            return []
+        addresses = [self.options.naming.host_ip] if self.options.naming.host_ip else []
+        if not addresses:
+            try:
+                configs = (client.default_bridge().get("IPAM") or {}).get("Config") or []
+            except CONNECTION_ERRORS as error:
+                log.debug("cannot read the default bridge of %s: %s", self.url, short_error(error))
+                configs = []
+            addresses = [str(config.get("Gateway") or "") for config in configs]
+        ipv4, ipv6 = split_addresses(addresses)
+        if not ipv4 and not ipv6:
+            return []
+        return [Record(id=f"host:{self.url}", container="(the host)", labels=(self.options.host_name,),
+                       ipv4=ipv4, ipv6=ipv6, name=self.options.host_name, source=self.source, kind="host",
+                       exact=True)]
 
     def _resync_every(self, client: EngineClient, interval: float) -> None:
         while True:

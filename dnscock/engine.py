@@ -153,6 +153,10 @@ class EngineClient:
         """``GET /info``: its ``Swarm`` part says whether the engine is a swarm manager, a worker, or neither."""
         return self._api.info()
 
+    def default_bridge(self) -> Mapping[str, Any]:
+        """``GET /networks/bridge``: the default bridge, whose gateway is the host as containers see it."""
+        return self._api.inspect_network("bridge")
+
     def swarm_events(self) -> Iterator[Mapping[str, Any]]:
         """Service, node and network events from now on (a manager emits them for the whole swarm)."""
         return self._api.events(decode=True, filters={"type": ["service", "node", "network"]})

@@ -86,17 +86,7 @@ def container_addresses(
             continue
         endpoint = networks[network] or {}
         candidates += [endpoint.get("IPAddress"), endpoint.get("GlobalIPv6Address")]
-    ipv4: dict[str, None] = {}
-    ipv6: dict[str, None] = {}
-    for text in candidates:
-        if not text:
-            continue
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            continue
-        (ipv4 if address.version == 4 else ipv6)[str(address)] = None
-    return tuple(ipv4), tuple(ipv6)
+    return split_addresses(text for text in candidates if text)
 
 
 def published_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str, int], ...]:
@@ -110,6 +100,19 @@ def published_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str, int], .
             if port.isdigit() and host_port.isdigit() and 0 < int(host_port) < 65536:
                 published.add((int(port), protocol or "tcp", int(host_port)))
     return tuple(sorted(published))
+
+
+def split_addresses(addresses: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Addresses, plain or CIDR (``10.0.1.3/24``) -> (IPv4, IPv6), in order, canonical, without duplicates."""
+    ipv4: dict[str, None] = {}
+    ipv6: dict[str, None] = {}
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(str(text).split("/", 1)[0])
+        except ValueError:
+            continue
+        (ipv4 if address.version == 4 else ipv6)[str(address)] = None
+    return tuple(ipv4), tuple(ipv6)
 
 
 def exposed_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
@@ -137,7 +140,7 @@ def aliases_from(value: str, container: str) -> tuple[str, ...]:
     for alias in (part.strip().rstrip(".").lower() for part in value.split(",")):
         if not alias:
             continue
-        if is_valid_name(alias):
+        if is_valid_name(alias.removeprefix("*.")):  # "*.app.test": every name below app.test (RFC 4592)
             aliases[alias] = None
         else:
             log.warning("container %s: skipping invalid alias %r", container, alias)

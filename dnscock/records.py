@@ -184,8 +184,9 @@ def _discard_path(root: _Node, labels: tuple[str, ...], record_id: str) -> None:
 class AliasPlace(NamedTuple):
     """Where a name stands among the aliases (see ``RecordStore.alias_place``)."""
 
-    apex: int  # the number of labels of the shortest alias that is the name or a suffix of it; 0: none
+    apex: int  # the number of labels of the shortest alias (or wildcard's parent) that is the name or its suffix
     exists: bool  # the name is an alias or has aliases below it (an empty non-terminal, RFC 8020)
+    wildcard: tuple[str, ...] = ()  # a name that does not exist: the ids of the wildcard alias covering it
 
 
 _NOWHERE = AliasPlace(0, False)
@@ -399,22 +400,30 @@ class RecordStore:
 
         Walks the alias tree from the right; costs one dict lookup per label
         shared with some alias, so a name nobody aliased costs about one.
+        A name that is not in the tree is covered by a wildcard alias when
+        its closest encloser (the deepest node the walk reached) has a ``*``
+        child (RFC 4592 §3.3.1).
         """
         node = self._index.alias_root
         apex = 0
-        depth = 0
-        for label in reversed(labels):
+        for depth, label in enumerate(reversed(labels)):
             children = node.children
-            if children is None:
-                return _NOWHERE if not apex else AliasPlace(apex, False)
-            child = children.get(label)
-            if child is None:
-                return _NOWHERE if not apex else AliasPlace(apex, False)
-            node = child
-            depth += 1
-            if not apex and node.terminal:
+            if depth and not apex and (node.terminal or (children is not None and WILDCARD in children)):
                 apex = depth
+            child = children.get(label) if children is not None else None
+            if child is None:
+                wild = children.get(WILDCARD) if children is not None else None
+                if wild is None:
+                    return AliasPlace(apex, False) if apex else _NOWHERE
+                return AliasPlace(apex, False, wild.terminal)
+            node = child
+        if not apex and (node.terminal or (node.children is not None and WILDCARD in node.children)):
+            apex = len(labels)
         return AliasPlace(apex, True)
+
+    def records_of(self, ids: Iterable[str]) -> list[Record]:
+        """The records with these ids (a wildcard's, from ``alias_place``)."""
+        return self._sorted(record_id for record_id in ids if record_id in self._records)
 
     def has_address(self, address: str) -> bool:
         return address in self._index.addresses

@@ -24,7 +24,6 @@ the service's full name (``K_S`` for a stack's), with no labels.
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from dnscock.naming import (
     is_set,
     override_layers,
     parse_env,
+    split_addresses,
     ttl_from,
 )
 from dnscock.records import Record
@@ -124,19 +124,6 @@ def _service(service: Json) -> _Service | None:
     )
 
 
-def _split(addresses: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """CIDR or plain addresses -> (IPv4, IPv6), in order, without duplicates."""
-    ipv4: dict[str, None] = {}
-    ipv6: dict[str, None] = {}
-    for text in addresses:
-        try:
-            address = ipaddress.ip_address(str(text).split("/", 1)[0])
-        except ValueError:
-            continue
-        (ipv4 if address.version == 4 else ipv6)[str(address)] = None
-    return tuple(ipv4), tuple(ipv6)
-
-
 def manager_records(state: SwarmState, options: NamingOptions = DEFAULT_OPTIONS, source: str = "") -> list[Record]:
     """Every running task of every service, and every service's virtual IPs."""
     services = {service.id: service for service in (_service(raw) for raw in state.services) if service is not None}
@@ -160,7 +147,7 @@ def manager_records(state: SwarmState, options: NamingOptions = DEFAULT_OPTIONS,
                 continue
             networks.append(name)
             addresses += attachment.get("Addresses") or ()
-        records.append(_task_record(service, str(task.get("ID") or ""), place, node, _split(addresses),
+        records.append(_task_record(service, str(task.get("ID") or ""), place, node, split_addresses(addresses),
                                     tuple(networks), source))
     for raw in state.services:
         service = services.get(str(raw.get("ID") or ""))
@@ -172,7 +159,7 @@ def manager_records(state: SwarmState, options: NamingOptions = DEFAULT_OPTIONS,
             if ingress or (options.networks and name not in options.networks):
                 continue
             virtual.append(str(vip.get("Addr") or ""))
-        ipv4, ipv6 = _split(virtual)
+        ipv4, ipv6 = split_addresses(virtual)
         if ipv4 or ipv6:
             records.append(_vip_record(service, ipv4, ipv6, source))
     return records
@@ -204,10 +191,10 @@ def worker_records(networks: Iterable[Json], options: NamingOptions = DEFAULT_OP
     for task_name, entry in sorted(tasks.items()):
         service = _named_service(entry["service"])
         task_id = task_name.rsplit(".", 1)[-1]
-        records.append(_task_record(service, task_id, entry["place"] or task_id[:12], "", _split(entry["addresses"]),
-                                    tuple(entry["networks"]), source))
+        records.append(_task_record(service, task_id, entry["place"] or task_id[:12], "",
+                                    split_addresses(entry["addresses"]), tuple(entry["networks"]), source))
     for service_name, addresses in sorted(vips.items()):
-        ipv4, ipv6 = _split(addresses)  # a dnsrr service's VIP is "<nil>"
+        ipv4, ipv6 = split_addresses(addresses)  # a dnsrr service's VIP is "<nil>"
         if ipv4 or ipv6:
             records.append(_vip_record(_named_service(service_name), ipv4, ipv6, source))
     return records

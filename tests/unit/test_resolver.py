@@ -260,3 +260,45 @@ def test_the_zone_apex_exists_without_containers(rdtype):
         assert reply.answer[0][0].target.to_text() == "ns.dnscock.docker."
     else:
         assert not reply.answer and reply.authority[0].rdtype == dns.rdatatype.SOA
+
+
+# -- wildcard aliases (RFC 4592) --
+
+WILD = (
+    Record("w" * 64, "wild", ("wild", "img"), aliases=("*.app.test", "*.dev.docker"), ipv4=("10.0.9.1",)),
+    Record("x" * 64, "exact", ("exact", "img"), aliases=("api.app.test", "deep.below.app.test"), ipv4=("10.0.9.2",)),
+    Record("d" * 64, "redis1", ("redis1", "redis"), ipv4=("10.0.0.1",)),
+)
+
+
+@pytest.mark.parametrize(("name", "rdtype", "rcode", "answer"), [
+    ("foo.app.test", "A", "NOERROR", ["10.0.9.1"]),  # covered by *.app.test
+    ("a.b.c.app.test", "A", "NOERROR", ["10.0.9.1"]),  # wildcards cover any depth below their closest encloser
+    ("FOO.App.Test", "A", "NOERROR", ["10.0.9.1"]),
+    ("foo.app.test", "AAAA", "NOERROR", []),  # NODATA: the container has no IPv6 address
+    ("foo.app.test", "MX", "NOERROR", []),
+    ("api.app.test", "A", "NOERROR", ["10.0.9.2"]),  # an exact alias of another container wins
+    ("below.app.test", "A", "NOERROR", []),  # an empty non-terminal exists: not covered (RFC 4592 §2.2.2)
+    ("x.below.app.test", "A", "FORWARDED", None),  # its closest encloser has no wildcard: not ours
+    ("app.test", "A", "NOERROR", []),  # the wildcard's parent is not covered (the apex of its zone)
+    ("app.test", "SOA", "NOERROR", None),
+    ("x.dev.docker", "A", "NOERROR", ["10.0.9.1"]),  # inside the domain too
+    ("dev.docker", "A", "NOERROR", []),
+    ("redis1.dev.docker", "A", "NOERROR", ["10.0.9.1"]),
+    ("nothing.docker", "A", "NXDOMAIN", []),
+])
+def test_wildcard_aliases(name, rdtype, rcode, answer):
+    forwarder = FakeForwarder(upstream_reply())
+    resolver, _ = make_resolver(WILD, forwarder=forwarder)
+    reply = ask(resolver, name, rdtype)
+    if rcode == "FORWARDED":
+        assert len(forwarder.asked) == 1
+        return
+    assert not forwarder.asked
+    assert dns.rcode.to_text(reply.rcode()) == rcode
+    if answer is not None:
+        assert addresses(reply) == answer
+    if rdtype == "A" and answer:
+        assert reply.answer[0].name.to_text().lower() == name.lower() + ".", "the owner is the name asked"
+    if rdtype == "SOA":
+        assert reply.answer[0].name.to_text() == "app.test."
