@@ -37,6 +37,7 @@ could not run, 2 for a usage problem (not root). Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import contextlib
 import json
@@ -1176,84 +1177,59 @@ class Bench:
             self.stop_swarm()
 
     def _follow_scaling(self, swarm, dnscock: Dnscock) -> dict[str, Any]:
-        service = swarm.create_service(SWARM_SERVICE, replicas=0, networks=[SWARM_NETWORK], wait=False)
+        """Scale up one task at a time, kill some of node 2's tasks, scale down one at a time.
+
+        Scaling is a service update, an event dnscock polls after; a task
+        killed on node 2 (replaced at once: restart delay 0) makes no event
+        on the manager, so only dnscock's regular task listing sees it go,
+        and its replacement start.
+        """
+        service = swarm.create_service(SWARM_SERVICE, replicas=0, networks=[SWARM_NETWORK], restart_delay=0,
+                                       wait=False)
         count = self.o.swarm_events
+        kills = max(1, count // 2)
         starts: list[dict[str, Any]] = []
         leaves: list[dict[str, Any]] = []
-        rcodes: dict[str, int] = {}
         tasks = ManagerTasks(swarm.url, SWARM_SERVICE)
+        follow = _SwarmFollower(swarm, tasks, dnscock.port)
         try:
             with bench_threads_on(int(LOAD_CPU)):
                 for replicas in range(1, count + 1):
                     listed, _ = tasks.snapshot()
                     swarm.scale(service, replicas, wait=False)
-                    task_id = tasks.wait(lambda listed=listed: next((t for t in tasks.seen if t not in listed), None), 60,
-                                         f"a new task of {SWARM_SERVICE} (scaled to {replicas})")
-                    task = tasks.tasks[task_id]
-                    name = f"{task['Slot']}.{SWARM_SERVICE}.docker"
-                    poller = Poller(dnscock.port, name, want_answer=True, address=task_address(task, SWARM_NETWORK),
-                                    interval=SWARM_QUERY_INTERVAL)
-                    running_at = tasks.wait(lambda task_id=task_id: tasks.running.get(task_id), 60,
-                                            f"task {task_id} to run")
-                    answered = poller.finish(running_at + SWARM_DEADLINE)
-                    address = task_address(tasks.tasks[task_id], SWARM_NETWORK)
-                    if answered is None:
-                        raise BenchError(f"{name} ({address}) not answered within {SWARM_DEADLINE:.0f}s of the "
-                                         "manager listing its task running")
-                    if address not in poller.addresses:
-                        raise BenchError(f"{name} answered {poller.addresses}, not its task's {address}")
-                    starts.append(self._swarm_sample(swarm, tasks.tasks[task_id], (answered - running_at) * 1000,
-                                                     poller))
-                    say(f"swarm: {name} ({address}, node {starts[-1]['node']}): running -> answer "
-                        f"{starts[-1]['ms']:.0f} ms")
+                    starts.append(follow.start(listed, "scale-up", f"scaled to {replicas}"))
+                for _ in range(kills):
+                    listed, running = tasks.snapshot()
+                    on_node2 = sorted((tasks.tasks[task_id] for task_id in running
+                                       if follow.node(tasks.tasks[task_id]) == 2), key=lambda task: task["Slot"])
+                    if not on_node2:
+                        self.warnings.append("swarm: no task of the service ran on node 2 to kill")
+                        break
+                    victim = on_node2[0]
+                    leave = follow.watch_leave(victim)
+                    swarm.kill_task(victim)
+                    leaves.append(follow.leave(victim, leave, "killed"))
+                    starts.append(follow.start(listed, "replacement", f"replacing {victim['ID']}"))
                 for replicas in range(count - 1, -1, -1):
                     _, running = tasks.snapshot()
                     swarm.scale(service, replicas, wait=False)
-                    task_id, left_at = tasks.wait(
-                        lambda running=running: next(((t, tasks.left[t]) for t in running if t in tasks.left), None),
-                        60,
+                    task_id = tasks.wait(
+                        lambda running=running: next((t for t in running if t in tasks.left), None), 60,
                         f"a task of {SWARM_SERVICE} to leave the running set (scaled to {replicas})")
-                    task = tasks.tasks[task_id]
-                    name = f"{task['Slot']}.{SWARM_SERVICE}.docker"
-                    address = task_address(task, SWARM_NETWORK)
-                    poller = Poller(dnscock.port, name, want_answer=False, address=address,
-                                    interval=SWARM_QUERY_INTERVAL)
-                    gone = poller.finish(left_at + SWARM_DEADLINE)
-                    if gone is None:
-                        raise BenchError(f"{name} still answered {address} {SWARM_DEADLINE:.0f}s after its task left "
-                                         "the manager's running set")
-                    leaves.append(self._swarm_sample(swarm, task, (gone - left_at) * 1000, poller))
-                    rcodes[poller.rcode] = rcodes.get(poller.rcode, 0) + 1
-                    say(f"swarm: {name} ({address}, node {leaves[-1]['node']}): out of the running set -> "
-                        f"no answer ({poller.rcode}) {leaves[-1]['ms']:.0f} ms")
+                    victim = tasks.tasks[task_id]
+                    leaves.append(follow.leave(victim, follow.watch_leave(victim), "scale-down"))
         finally:
             tasks.close()
         return {
             "events": count,
+            "kills": sum(1 for sample in leaves if sample["cause"] == "killed"),
             "manager_polls": tasks.polls,
             "manager_poll_failures": tasks.failures,
-            "start_ms": self._swarm_summary(starts),
-            "leave_ms": {**self._swarm_summary(leaves), "rcodes": rcodes,
+            "start_ms": _swarm_summary(starts),
+            "leave_ms": {**_swarm_summary(leaves),
+                         "rcodes": dict(sorted(collections.Counter(sample["rcode"] for sample in leaves).items())),
                          "gone_at_first_query": sum(1 for sample in leaves if sample["queries"] == 1)},
         }
-
-    @staticmethod
-    def _swarm_sample(swarm, task: dict, ms: float, poller: Poller) -> dict[str, Any]:
-        try:
-            node = swarm.task_node(task).number
-        except KeyError:
-            node = 0
-        return {"slot": task.get("Slot"), "task": task.get("ID"), "node": node, "ms": ms, "queries": poller.queries}
-
-    @staticmethod
-    def _swarm_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
-        values = [sample["ms"] for sample in samples]
-        by_node = {}
-        for node in sorted({sample["node"] for sample in samples}):
-            on_node = [sample["ms"] for sample in samples if sample["node"] == node]
-            by_node[f"node{node}"] = {"count": len(on_node), "p50": percentile(on_node, 0.5), "max": max(on_node)}
-        return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
-                "max": max(values) if values else math.nan, "by_node": by_node, "samples": samples}
 
     def stop_swarm(self) -> None:
         """Stops the private swarm, if one runs; what it leaves behind is an error of the swarm case."""
@@ -1459,6 +1435,80 @@ class ManagerTasks:
         self._thread.join(timeout=5)
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+class _SwarmFollower:
+    """Times dnscock following one service's tasks on the private swarm (see Bench._follow_scaling)."""
+
+    def __init__(self, swarm, tasks: ManagerTasks, port: int) -> None:
+        self.swarm, self.tasks, self.port = swarm, tasks, port
+
+    def node(self, task: dict) -> int:
+        try:
+            return self.swarm.task_node(task).number
+        except KeyError:
+            return 0
+
+    def _name(self, task: dict) -> str:
+        return f"{task['Slot']}.{SWARM_SERVICE}.docker"
+
+    def start(self, listed: set[str], cause: str, what: str) -> dict[str, Any]:
+        """The first task not in ``listed``: from the manager listing it running to dnscock answering its address."""
+        tasks = self.tasks
+        task_id = tasks.wait(lambda: next((t for t in tasks.seen if t not in listed
+                                           and task_address(tasks.tasks[t], SWARM_NETWORK)), None),
+                             60, f"a new task of {SWARM_SERVICE} with an address ({what})")
+        task = tasks.tasks[task_id]
+        name, address = self._name(task), task_address(task, SWARM_NETWORK)
+        poller = Poller(self.port, name, want_answer=True, address=address, interval=SWARM_QUERY_INTERVAL)
+        running_at = tasks.wait(lambda: tasks.running.get(task_id), 60, f"task {task_id} to run ({what})")
+        answered = poller.finish(running_at + SWARM_DEADLINE)
+        if answered is None:
+            raise BenchError(f"{name} ({address}) not answered within {SWARM_DEADLINE:.0f}s of the manager listing "
+                             f"its task running ({what})")
+        sample = self._sample(tasks.tasks[task_id], cause, (answered - running_at) * 1000, poller)
+        say(f"swarm: {cause}: {name} ({address}, node {sample['node']}): running -> answer {sample['ms']:.0f} ms")
+        return sample
+
+    def watch_leave(self, task: dict) -> Poller:
+        """Starts asking for ``task``'s name until dnscock no longer answers its address."""
+        return Poller(self.port, self._name(task), want_answer=False, address=task_address(task, SWARM_NETWORK),
+                      interval=SWARM_QUERY_INTERVAL)
+
+    def leave(self, task: dict, poller: Poller, cause: str) -> dict[str, Any]:
+        """From the task leaving the manager's running set to dnscock no longer answering its address."""
+        tasks = self.tasks
+        task_id = str(task["ID"])
+        left_at = tasks.wait(lambda: tasks.left.get(task_id), 60, f"task {task_id} to leave the running set")
+        gone = poller.finish(left_at + SWARM_DEADLINE)
+        name, address = self._name(task), task_address(task, SWARM_NETWORK)
+        if gone is None:
+            raise BenchError(f"{name} still answered {address} {SWARM_DEADLINE:.0f}s after its task left the "
+                             f"manager's running set ({cause})")
+        sample = self._sample(task, cause, (gone - left_at) * 1000, poller)
+        say(f"swarm: {cause}: {name} ({address}, node {sample['node']}): out of the running set -> no answer "
+            f"({poller.rcode}) {sample['ms']:.0f} ms")
+        return sample
+
+    def _sample(self, task: dict, cause: str, ms: float, poller: Poller) -> dict[str, Any]:
+        return {"cause": cause, "slot": task.get("Slot"), "task": task.get("ID"), "node": self.node(task), "ms": ms,
+                "rcode": poller.rcode, "queries": poller.queries}
+
+
+def _swarm_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50, p99 and max of the samples' ms, overall and by cause and by node."""
+    def figures(values: list[float]) -> dict[str, Any]:
+        return {"count": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+                "max": max(values) if values else math.nan}
+
+    return {
+        **figures([sample["ms"] for sample in samples]),
+        "by_cause": {cause: figures([sample["ms"] for sample in samples if sample["cause"] == cause])
+                     for cause in dict.fromkeys(sample["cause"] for sample in samples)},
+        "by_node": {f"node{node}": figures([sample["ms"] for sample in samples if sample["node"] == node])
+                    for node in sorted({sample["node"] for sample in samples})},
+        "samples": samples,
+    }
 
 
 def task_address(task: dict, network: str) -> str | None:
@@ -1677,11 +1727,15 @@ def report(options: Options, results: dict[str, Any], errors: dict[str, str], ba
     if "latency" in swarm:
         s = swarm["latency"]
         start, leave = s["start_ms"], s["leave_ms"]
-        out.append(f"swarm ({s['events']} tasks scaled up one at a time, then down, on a two-node swarm; "
-                   f"-swarm-poll 1): task running -> answer p50 {start['p50']:.0f} ms, p99 {start['p99']:.0f} ms, "
-                   f"max {start['max']:.0f} ms; out of the running set -> no answer p50 {leave['p50']:.0f} ms, "
-                   f"p99 {leave['p99']:.0f} ms, max {leave['max']:.0f} ms "
+        out.append(f"swarm ({s['events']} tasks scaled up one at a time, {s['kills']} killed on node 2, then scaled "
+                   f"down, on a two-node swarm; -swarm-poll 1): task running -> answer p50 {start['p50']:.0f} ms, "
+                   f"p99 {start['p99']:.0f} ms, max {start['max']:.0f} ms; out of the running set -> no answer "
+                   f"p50 {leave['p50']:.0f} ms, p99 {leave['p99']:.0f} ms, max {leave['max']:.0f} ms "
                    f"({', '.join(f'{code} {count}' for code, count in leave['rcodes'].items())})")
+        out.append("  by cause: " + "; ".join(
+            f"{what} {cause} p50 {f['p50']:.0f} ms, max {f['max']:.0f} ms ({f['count']})"
+            for what, figures in (("start", start), ("leave", leave))
+            for cause, f in figures["by_cause"].items()))
     if "cpu" in swarm:
         c = swarm["cpu"]
         out.append(f"swarm CPU (fake manager, -swarm-poll 1, {c['seconds']} s, no queries): {c['tasks']} tasks in "

@@ -102,11 +102,15 @@ class AnswerBuilder:
         return answers
 
     def minimal_any(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
-        """RFC 8482: one RRset for ANY over UDP (the A records, else AAAA), else an HINFO."""
+        """RFC 8482: one RRset for ANY over UDP (the A records, else AAAA, else a records file's first), else an
+        HINFO."""
         for qtype in (wire.TYPE_A, wire.TYPE_AAAA):
             answers = self.addresses(owner, records, qtype)
             if answers:
                 return answers
+        others = self.static(owner, records, wire.TYPE_ANY)
+        if others:
+            return [rr for rr in others if rr.rtype == others[0].rtype]
         return [RR(owner, wire.TYPE_HINFO, self.ttl(records), HINFO_RFC8482)]
 
     def ptr(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
@@ -132,13 +136,25 @@ class AnswerBuilder:
         return answers, additional
 
     def txt(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
+        """Each container's facts (a records file's names have only their own TXT records: ``static``)."""
         answers = []
         for record in records:
+            if record.kind in ("static", "host"):
+                continue
             strings = [f"id={record.short_id}", f"image={record.image}"]
             strings += [f"{key}={value}" for key, value in record.metadata]
             encoded = (text.encode("utf-8")[:TXT_STRING_MAX] for text in strings)
             answers.append(RR(owner, wire.TYPE_TXT, self.ttl([record]), b"".join(bytes([len(s)]) + s for s in encoded)))
         return answers
+
+    def static(self, owner: bytes, records: Sequence[Record], qtype: int) -> list[RR]:
+        """A records file's records of type ``qtype`` (every type for ANY)."""
+        holders = [record for record in records if record.static]
+        if not holders:
+            return []
+        ttl = self.ttl(holders)
+        return [RR(owner, rr.rtype, ttl, rr.rdata) for record in holders for rr in record.static
+                if rr.rtype == qtype or qtype == wire.TYPE_ANY]
 
     def soa(self, owner: bytes, server: bytes, serial: int, ttl: int | None = None) -> RR:
         """The SOA of the zone at ``owner``; ``ttl`` (also its minimum, the negative-caching TTL) defaults to -ttl."""

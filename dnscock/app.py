@@ -31,6 +31,7 @@ from dnscock.records import RecordStore
 from dnscock.resolver import Resolver, ResolverOptions
 from dnscock.server import TcpServer, UdpServer
 from dnscock.sockets import bind_pair, bind_tcp, bound_address, primary_address
+from dnscock.static_records import RecordsFileError, StaticFiles
 from dnscock.swarm_watcher import SwarmOptions, Swarms
 from dnscock.upstream import Forwarder
 
@@ -140,8 +141,14 @@ def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
+    store = RecordStore()
+    static = StaticFiles(config.records, store)
     try:
         engine_options = check_config(config)
+        static.load()
+    except RecordsFileError as error:
+        print(f"dnscock: error: argument -records/--records: {error}", file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"dnscock: error: {error}", file=sys.stderr)
         return 2
@@ -161,7 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         log.error("%s", error)
         return 1
-    store = RecordStore()
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails, config.domain_nameservers)
     resolver = build_resolver(config, store, forwarder)
     authority = resolver.authority
@@ -197,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
     for watcher in watchers:
         watcher.start()
+    static.start()
+    gevent.signal_handler(signal.SIGHUP, static.reload)
 
     stopping.wait()
     log.info("stopping")
@@ -207,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for watcher in watchers:
         watcher.stop()
     swarms.stop()
+    static.stop()
     forwarder.close()
     return 0
 

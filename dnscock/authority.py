@@ -39,9 +39,10 @@ from dnscock import wire
 from dnscock.answers import AnswerBuilder, DefaultTtl, reverse_address, srv_service
 from dnscock.dnsname import split_name
 from dnscock.packing import QNAME, RR, Answer
-from dnscock.records import AliasPlace, Record, RecordStore
+from dnscock.records import AliasPlace, Record, RecordStore, StaticRR
 
 SERVER_LABELS = ("ns", "dnscock")  # dnscock's own name, relative to the zone: the NS target
+MAX_CHAIN = 8  # CNAMEs followed within one answer, at most
 _TRANSFERS = (wire.TYPE_AXFR, wire.TYPE_IXFR)
 
 
@@ -85,13 +86,18 @@ class Authority:
 
     def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool) -> Answer | None:
         """The local answer to ``question`` (whose lower-case labels are ``labels``), or None: not ours."""
+        return self._lookup(labels, question.qtype, question.qclass, tcp, QNAME, 0)
+
+    def _lookup(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
+                hops: int) -> Answer | None:
+        """The answer for ``labels``, its records owned by ``owner`` (QNAME, or a CNAME's target)."""
         if self.in_zone(labels):
-            return self._in_zone(question, labels, tcp)
+            return self._in_zone(labels, qtype, qclass, tcp, owner, hops)
         place = self.store.alias_place(labels)
         if place.apex and (place.exists or place.wildcard):
-            return self._in_alias_zone(question, labels, place, tcp)
-        if question.qtype == wire.TYPE_PTR and question.qclass in (wire.CLASS_IN, wire.CLASS_ANY):
-            return self._reverse(labels)
+            return self._in_alias_zone(labels, qtype, qclass, tcp, place, owner, hops)
+        if qtype == wire.TYPE_PTR and qclass in (wire.CLASS_IN, wire.CLASS_ANY):
+            return self._reverse(labels, owner)
         return None
 
     def serial(self) -> int:
@@ -103,15 +109,15 @@ class Authority:
 
     # -- the zones --
 
-    def _in_zone(self, question: wire.Question, labels: tuple[str, ...], tcp: bool) -> Answer:
-        refusal = _refusal(question)
+    def _in_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
+                 hops: int) -> Answer:
+        refusal = _refusal(qtype, qclass)
         if refusal is not None:
             return refusal
-        authoritative = question.qclass == wire.CLASS_IN
-        qtype = question.qtype
+        authoritative = qclass == wire.CLASS_IN
         relative = labels[:len(labels) - len(self.zone_labels)]
         if relative == SERVER_LABELS:
-            return self._server(qtype, tcp, authoritative)
+            return self._server(qtype, tcp, authoritative, owner)
         service = srv_service(relative) if qtype == wire.TYPE_SRV else None
         records = self.store.match(service[2] if service else relative)
         aliased = self.store.by_alias(store_name(labels))
@@ -127,19 +133,22 @@ class Authority:
                 and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
             if not exists and place.wildcard:  # a name no container or alias has: a wildcard alias covers it
                 records = self.store.records_of(place.wildcard)
-        return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative)
+        return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative,
+                            owner, hops)
 
-    def _in_alias_zone(self, question: wire.Question, labels: tuple[str, ...], place: AliasPlace, tcp: bool) -> Answer:
-        refusal = _refusal(question)
+    def _in_alias_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, place: AliasPlace,
+                       owner: bytes, hops: int) -> Answer:
+        refusal = _refusal(qtype, qclass)
         if refusal is not None:
             return refusal
         apex_labels = labels[len(labels) - place.apex:]
         records = self.store.by_alias(store_name(labels)) if place.exists else self.store.records_of(place.wildcard)
-        return self._answer(question.qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
-                            place.apex == len(labels), place.exists, question.qclass == wire.CLASS_IN)
+        return self._answer(qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
+                            place.apex == len(labels), place.exists, qclass == wire.CLASS_IN, owner, hops)
 
     def _answer(self, qtype: int, tcp: bool, records: list[Record], service: tuple[int, str, tuple[str, ...]] | None,
-                zone: bytes, apex: bool, exists: bool, authoritative: bool) -> Answer:
+                zone: bytes, apex: bool, exists: bool, authoritative: bool, owner: bytes = QNAME,
+                hops: int = 0) -> Answer:
         """The answer for a name of ``zone`` that exists when ``exists``, holding ``records``."""
         build = self.build
         live = [record for record in records if not record.stopped]
@@ -147,14 +156,20 @@ class Authority:
         answer: list[RR] = []
         additional: list[RR] = []
         if live:
+            cname = next((rr for record in live for rr in record.static if rr.rtype == wire.TYPE_CNAME), None)
+            if cname is not None and qtype != wire.TYPE_CNAME:
+                return self._through(cname, [record for record in live if cname in record.static], qtype, tcp,
+                                     authoritative, owner, hops)
             if qtype == wire.TYPE_A or qtype == wire.TYPE_AAAA or (qtype == wire.TYPE_ANY and tcp):
-                answer = build.addresses(QNAME, live, qtype)
+                answer = build.addresses(owner, live, qtype)
             elif qtype == wire.TYPE_ANY:
-                answer = build.minimal_any(QNAME, live)
+                answer = build.minimal_any(owner, live)
             elif qtype == wire.TYPE_TXT:
-                answer = build.txt(QNAME, live)
+                answer = build.txt(owner, live)
             elif qtype == wire.TYPE_SRV and service is not None:
-                answer, additional = build.srv(QNAME, live, service[0], service[1])
+                answer, additional = build.srv(owner, live, service[0], service[1])
+            if qtype == wire.TYPE_ANY and tcp or qtype not in (wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_ANY):
+                answer += build.static(owner, live, qtype)
         if apex:
             if qtype == wire.TYPE_SOA or (qtype == wire.TYPE_ANY and not answer):
                 answer = [build.soa(zone, self.server_wire, self.serial())]
@@ -167,9 +182,24 @@ class Authority:
         rcode = wire.RCODE_NOERROR if exists or records or apex else wire.RCODE_NXDOMAIN
         return Answer(rcode, authoritative, (), [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
 
-    def _server(self, qtype: int, tcp: bool, authoritative: bool) -> Answer:
+    def _through(self, cname: StaticRR, records: list[Record], qtype: int, tcp: bool, authoritative: bool,
+                 owner: bytes, hops: int) -> Answer:
+        """A CNAME, and the chain behind it as far as dnscock knows it (RFC 1034 §4.3.2); a target that is
+        not ours is left for the client's resolver to follow."""
+        first = RR(owner, wire.TYPE_CNAME, self.build.ttl(records), cname.rdata)
+        target = split_name(cname.target)
+        if hops >= MAX_CHAIN:
+            return Answer(wire.RCODE_NOERROR, authoritative, [first])
+        behind = self._lookup(target, qtype, wire.CLASS_IN, tcp, wire.name_to_wire(cname.target), hops + 1)
+        if behind is None:
+            return Answer(wire.RCODE_NOERROR, authoritative, [first])
+        # The rcode is the last name's (RFC 6604): NXDOMAIN when the chain ends at no name.
+        return Answer(behind.rcode, authoritative and behind.authoritative, [first, *behind.answer],
+                      behind.authority, behind.additional)
+
+    def _server(self, qtype: int, tcp: bool, authoritative: bool, owner: bytes) -> Answer:
         """dnscock's own name: the NS addresses."""
-        answer = self.build.server_addresses(QNAME, self.ns_addresses, qtype)
+        answer = self.build.server_addresses(owner, self.ns_addresses, qtype)
         if qtype == wire.TYPE_ANY and not tcp:
             answer = [rr for rr in answer if rr.rtype == answer[0].rtype]  # one RRset over UDP (RFC 8482)
         if answer:
@@ -177,17 +207,17 @@ class Authority:
         return Answer(wire.RCODE_NOERROR, authoritative, (), [self.build.soa(self.zone_wire, self.server_wire,
                                                                             self.serial())])
 
-    def _reverse(self, labels: tuple[str, ...]) -> Answer | None:
+    def _reverse(self, labels: tuple[str, ...], owner: bytes) -> Answer | None:
         address = reverse_address(labels)
         records = self.store.by_address(address) if address else []
         if not records:
             return None  # not a container's address: someone else's reverse zone
-        return Answer(wire.RCODE_NOERROR, True, self.build.ptr(QNAME, records))
+        return Answer(wire.RCODE_NOERROR, True, self.build.ptr(owner, records))
 
 
-def _refusal(question: wire.Question) -> Answer | None:
-    if question.qclass != wire.CLASS_IN and question.qclass != wire.CLASS_ANY:
+def _refusal(qtype: int, qclass: int) -> Answer | None:
+    if qclass != wire.CLASS_IN and qclass != wire.CLASS_ANY:
         return Answer(wire.RCODE_REFUSED, False)
-    if question.qtype in _TRANSFERS:
+    if qtype in _TRANSFERS:
         return Answer(wire.RCODE_NOTIMP, False)
     return None

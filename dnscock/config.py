@@ -91,6 +91,7 @@ class Config:
     compose_names: bool
     container_names: bool
     host_name: str
+    records: tuple[str, ...]
     network_aliases: bool
     hostnames: bool
     serve_unhealthy: bool
@@ -495,6 +496,9 @@ def build_parser(environ: dict[str, str]) -> _Parser:
                         const=False, help="same as -compose-names=false")
     _option(parser, "host-name", "<NAME>.<domain> answers the host as containers reach it (-host-ip, else the "
             "default bridge's gateway); empty: none", type=parse_label, default="host", metavar="NAME")
+    _option(parser, "records", "read static records from this file (repeatable, or comma-separated): hosts-file "
+            "lines and 'name [ttl] TYPE value' lines; read again when it changes, and on SIGHUP", shown_default="none",
+            type=parse_names, action="append", default=None, metavar="FILE")
     _flag(parser, "container-names", "also answer <container-name>.<domain>, whatever the image", default=False)
     _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
     _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)
@@ -559,6 +563,7 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
                                     sorted(by_domain.items())),
         "networks": frozenset(name for group in (args.network or []) for name in group),
         "ns_address": tuple(dict.fromkeys(address for group in (args.ns_address or []) for address in group)),
+        "records": tuple(dict.fromkeys(path for group in (args.records or []) for path in group)),
     }
     # Every other field is the option of the same name.
     return Config(**{field.name: derived[field.name] if field.name in derived else getattr(args, field.name)

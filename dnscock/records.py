@@ -34,6 +34,14 @@ import gevent.event
 WILDCARD = "*"
 
 
+class StaticRR(NamedTuple):
+    """A record of a records file other than A and AAAA, its RDATA ready to pack (see packing.RR)."""
+
+    rtype: int
+    rdata: bytes | tuple[bytes, ...]
+    target: str = ""  # a CNAME's (or PTR's) target name, for following chains
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What dnscock serves for one container."""
@@ -58,12 +66,15 @@ class Record:
     networks: tuple[str, ...] = ()  # the Docker networks it is attached to, for humans
     health: str = ""  # its healthcheck's status, "" without one
     source: str = ""  # where it comes from: an engine's URL, a swarm; "" for manual ones
-    kind: str = "container"  # or "task" and "vip", a swarm service's
+    kind: str = "container"  # or "task" and "vip" (a swarm service's), "host", "static" (a records file's)
     exact: bool = False  # its names match only in full: no parts left out on the left, no extra labels
+    static: tuple[StaticRR, ...] = ()  # a records file's records of other types (CNAME, TXT, SRV, MX, PTR)
+    fqdn: str = ""  # its canonical name when it is not <labels>.<zone> (a records file's names)
 
     @property
     def names(self) -> tuple[tuple[str, ...], ...]:
-        return (self.labels,) + self.extra_names
+        """The label paths the trie matches it by (none for a name that is only an alias)."""
+        return ((self.labels,) if self.labels else ()) + self.extra_names
 
     @property
     def short_id(self) -> str:
@@ -71,7 +82,7 @@ class Record:
 
     def canonical_name(self, zone: str) -> str:
         """``<container-name>.<image-name>.<environment>.<domain>``, without the trailing dot."""
-        return full_name(self.labels, zone)
+        return self.fqdn or full_name(self.labels, zone)
 
 
 def full_name(labels: tuple[str, ...], zone: str) -> str:

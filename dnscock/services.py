@@ -48,7 +48,7 @@ def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
         "Id": record.id,
         "Container": record.container,
         "ImageRef": record.image,
-        "Names": [full_name(labels, zone) for labels in record.names],
+        "Names": [full_name(labels, zone) for labels in record.names] or [record.canonical_name(zone)],
         "Networks": list(record.networks),
         "Health": record.health,
         "Stopped": record.stopped,
