@@ -100,6 +100,7 @@ MANAGER_POLL = 0.02  # seconds between two of the bench's own task listings on t
 SWARM_QUERY_INTERVAL = 0.01  # seconds between two queries of a task's name
 SWARM_BASELINE_TASKS = 10  # the fake manager the CPU of --swarm-tasks is compared with
 SWARM_CPU_SETTLE = 1.0  # seconds between dnscock's first swarm listing and the CPU window
+SWARM_STOP_ATTEMPTS = 3
 
 DEFAULTS = dict(seconds=15, rounds=2, containers=50, scale_containers=10_000, sync_containers=200, events=20,
                 swarm_events=20, swarm_tasks=1000, swarm_services=50, swarm_seconds=20)
@@ -1188,6 +1189,7 @@ class Bench:
                                        wait=False)
         count = self.o.swarm_events
         kills = max(1, count // 2)
+        phase = random.Random(11)  # a kill at a random moment of dnscock's poll interval, not right after a poll
         starts: list[dict[str, Any]] = []
         leaves: list[dict[str, Any]] = []
         tasks = ManagerTasks(swarm.url, SWARM_SERVICE)
@@ -1206,6 +1208,7 @@ class Bench:
                         self.warnings.append("swarm: no task of the service ran on node 2 to kill")
                         break
                     victim = on_node2[0]
+                    time.sleep(phase.uniform(0, 1.0))
                     leave = follow.watch_leave(victim)
                     swarm.kill_task(victim)
                     leaves.append(follow.leave(victim, leave, "killed"))
@@ -1238,11 +1241,20 @@ class Bench:
             return
         say("swarm: stopping the private swarm")
         started = time.monotonic()
-        try:
-            swarm.stop()
-            left = swarm.leftovers()
-        except Exception as error:
-            left = [f"stopping it failed: {type(error).__name__}: {error}"]
+        left: list[str] = []
+        for attempt in range(1, SWARM_STOP_ATTEMPTS + 1):
+            try:
+                swarm.stop()
+                left = swarm.leftovers()
+                break
+            except Exception as error:
+                # PrivateSwarm.stop() force-removes every container and gives up at the first error other
+                # than NotFound, before stopping anything: a 409 "removal of container ... is already in
+                # progress" when the swarm is removing a shut-down task's container itself. Again, later.
+                left = [f"stopping it failed {attempt} time(s): {type(error).__name__}: {error}"]
+                say(f"swarm: stopping the private swarm failed ({type(error).__name__}: {error}); "
+                    f"{'trying again' if attempt < SWARM_STOP_ATTEMPTS else 'giving up'}")
+                time.sleep(2)
         if left:
             message = f"the private swarm left behind: {left}"
             say(f"ERROR {message}")

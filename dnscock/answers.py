@@ -56,6 +56,18 @@ def address_rdata(address: str) -> tuple[int, bytes]:
     return wire.TYPE_A, socket.inet_pton(socket.AF_INET, address)
 
 
+def in_view(record: Record, addresses: tuple[str, ...], view: frozenset[str]) -> tuple[str, ...]:
+    """The record's ``addresses`` a client in the subnets ``view`` gets: those on the networks it shares with
+    the record, or all of them when it shares none."""
+    if not view or not record.places:
+        return addresses
+    shared = {network for _, subnet, network in record.places if subnet in view}
+    if not shared:
+        return addresses
+    on_shared = {address for address, _, network in record.places if network in shared}
+    return tuple(address for address in addresses if address in on_shared)
+
+
 class DefaultTtl:
     """``-ttl``: the TTL of records without one of their own, and the negative-caching TTL (the SOA minimum).
 
@@ -89,23 +101,26 @@ class AnswerBuilder:
         default = self.default_ttl.value
         return min(default if record.ttl is None else record.ttl for record in records)
 
-    def addresses(self, owner: bytes, records: Sequence[Record], qtype: int) -> list[RR]:
+    def addresses(self, owner: bytes, records: Sequence[Record], qtype: int,
+                  view: frozenset[str] = frozenset()) -> list[RR]:
+        """A/AAAA records; ``view``, the subnets the client is in, picks each record's addresses (split horizon)."""
         answers: list[RR] = []
         for rtype, field in ((wire.TYPE_A, "ipv4"), (wire.TYPE_AAAA, "ipv6")):
             if qtype != rtype and qtype != wire.TYPE_ANY:
                 continue
-            holders = [record for record in records if getattr(record, field)]
+            picked = [(record, in_view(record, getattr(record, field), view)) for record in records]
+            holders = [record for record, addresses in picked if addresses]
             if holders:
                 ttl = self.ttl(holders)
-                addresses = dict.fromkeys(address for record in holders for address in getattr(record, field))
+                addresses = dict.fromkeys(address for _, chosen in picked for address in chosen)
                 answers += [RR(owner, rtype, ttl, address_rdata(address)[1]) for address in addresses]
         return answers
 
-    def minimal_any(self, owner: bytes, records: Sequence[Record]) -> list[RR]:
+    def minimal_any(self, owner: bytes, records: Sequence[Record], view: frozenset[str] = frozenset()) -> list[RR]:
         """RFC 8482: one RRset for ANY over UDP (the A records, else AAAA, else a records file's first), else an
         HINFO."""
         for qtype in (wire.TYPE_A, wire.TYPE_AAAA):
-            answers = self.addresses(owner, records, qtype)
+            answers = self.addresses(owner, records, qtype, view)
             if answers:
                 return answers
         others = self.static(owner, records, wire.TYPE_ANY)
@@ -118,7 +133,8 @@ class AnswerBuilder:
         names = dict.fromkeys(self.target(record) for record in records)
         return [RR(owner, wire.TYPE_PTR, ttl, (Name(name),)) for name in names]
 
-    def srv(self, owner: bytes, records: Sequence[Record], port: int, protocol: str) -> tuple[list[RR], list[RR]]:
+    def srv(self, owner: bytes, records: Sequence[Record], port: int, protocol: str,
+            view: frozenset[str] = frozenset()) -> tuple[list[RR], list[RR]]:
         """SRV records for the containers exposing ``port/protocol``, and their addresses as additionals."""
         exposing = [record for record in records if (port, protocol) in record.ports]
         answers: list[RR] = []
@@ -132,7 +148,7 @@ class AnswerBuilder:
                                   if exposed == port and proto == protocol), port)
             # The target is never compressed (RFC 2782).
             answers.append(RR(owner, wire.TYPE_SRV, ttl, struct.pack("!HHH", 0, 0, answered_port) + target))
-            additional += self.addresses(target, [record], wire.TYPE_ANY)
+            additional += self.addresses(target, [record], wire.TYPE_ANY, view)
         return answers, additional
 
     def txt(self, owner: bytes, records: Sequence[Record]) -> list[RR]:

@@ -94,6 +94,7 @@ def resolver_options(config: Config) -> ResolverOptions:
         allow_from=config.allow_from,
         rate_limit=config.rate_limit,
         rate_limit_slip=config.rate_limit_slip,
+        split_horizon=config.split_horizon,
     )
 
 

@@ -84,18 +84,22 @@ class Authority:
             return address is not None and self.store.has_address(address)
         return False
 
-    def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool) -> Answer | None:
-        """The local answer to ``question`` (whose lower-case labels are ``labels``), or None: not ours."""
-        return self._lookup(labels, question.qtype, question.qclass, tcp, QNAME, 0)
+    def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool,
+               view: frozenset[str] = frozenset()) -> Answer | None:
+        """The local answer to ``question`` (whose lower-case labels are ``labels``), or None: not ours.
+
+        ``view`` is the subnets of the table the client is in (``views.Views``): split horizon.
+        """
+        return self._lookup(labels, question.qtype, question.qclass, tcp, QNAME, 0, view)
 
     def _lookup(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
-                hops: int) -> Answer | None:
+                hops: int, view: frozenset[str]) -> Answer | None:
         """The answer for ``labels``, its records owned by ``owner`` (QNAME, or a CNAME's target)."""
         if self.in_zone(labels):
-            return self._in_zone(labels, qtype, qclass, tcp, owner, hops)
+            return self._in_zone(labels, qtype, qclass, tcp, owner, hops, view)
         place = self.store.alias_place(labels)
         if place.apex and (place.exists or place.wildcard):
-            return self._in_alias_zone(labels, qtype, qclass, tcp, place, owner, hops)
+            return self._in_alias_zone(labels, qtype, qclass, tcp, place, owner, hops, view)
         if qtype == wire.TYPE_PTR and qclass in (wire.CLASS_IN, wire.CLASS_ANY):
             return self._reverse(labels, owner)
         return None
@@ -110,7 +114,7 @@ class Authority:
     # -- the zones --
 
     def _in_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
-                 hops: int) -> Answer:
+                 hops: int, view: frozenset[str]) -> Answer:
         refusal = _refusal(qtype, qclass)
         if refusal is not None:
             return refusal
@@ -134,21 +138,21 @@ class Authority:
             if not exists and place.wildcard:  # a name no container or alias has: a wildcard alias covers it
                 records = self.store.records_of(place.wildcard)
         return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative,
-                            owner, hops)
+                            owner, hops, view)
 
     def _in_alias_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, place: AliasPlace,
-                       owner: bytes, hops: int) -> Answer:
+                       owner: bytes, hops: int, view: frozenset[str]) -> Answer:
         refusal = _refusal(qtype, qclass)
         if refusal is not None:
             return refusal
         apex_labels = labels[len(labels) - place.apex:]
         records = self.store.by_alias(store_name(labels)) if place.exists else self.store.records_of(place.wildcard)
         return self._answer(qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
-                            place.apex == len(labels), place.exists, qclass == wire.CLASS_IN, owner, hops)
+                            place.apex == len(labels), place.exists, qclass == wire.CLASS_IN, owner, hops, view)
 
     def _answer(self, qtype: int, tcp: bool, records: list[Record], service: tuple[int, str, tuple[str, ...]] | None,
                 zone: bytes, apex: bool, exists: bool, authoritative: bool, owner: bytes = QNAME,
-                hops: int = 0) -> Answer:
+                hops: int = 0, view: frozenset[str] = frozenset()) -> Answer:
         """The answer for a name of ``zone`` that exists when ``exists``, holding ``records``."""
         build = self.build
         live = [record for record in records if not record.stopped]
@@ -159,15 +163,15 @@ class Authority:
             cname = next((rr for record in live for rr in record.static if rr.rtype == wire.TYPE_CNAME), None)
             if cname is not None and qtype != wire.TYPE_CNAME:
                 return self._through(cname, [record for record in live if cname in record.static], qtype, tcp,
-                                     authoritative, owner, hops)
+                                     authoritative, owner, hops, view)
             if qtype == wire.TYPE_A or qtype == wire.TYPE_AAAA or (qtype == wire.TYPE_ANY and tcp):
-                answer = build.addresses(owner, live, qtype)
+                answer = build.addresses(owner, live, qtype, view)
             elif qtype == wire.TYPE_ANY:
-                answer = build.minimal_any(owner, live)
+                answer = build.minimal_any(owner, live, view)
             elif qtype == wire.TYPE_TXT:
                 answer = build.txt(owner, live)
             elif qtype == wire.TYPE_SRV and service is not None:
-                answer, additional = build.srv(owner, live, service[0], service[1])
+                answer, additional = build.srv(owner, live, service[0], service[1], view)
             if qtype == wire.TYPE_ANY and tcp or qtype not in (wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_ANY):
                 answer += build.static(owner, live, qtype)
         if apex:
@@ -183,14 +187,14 @@ class Authority:
         return Answer(rcode, authoritative, (), [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
 
     def _through(self, cname: StaticRR, records: list[Record], qtype: int, tcp: bool, authoritative: bool,
-                 owner: bytes, hops: int) -> Answer:
+                 owner: bytes, hops: int, view: frozenset[str]) -> Answer:
         """A CNAME, and the chain behind it as far as dnscock knows it (RFC 1034 §4.3.2); a target that is
         not ours is left for the client's resolver to follow."""
         first = RR(owner, wire.TYPE_CNAME, self.build.ttl(records), cname.rdata)
         target = split_name(cname.target)
         if hops >= MAX_CHAIN:
             return Answer(wire.RCODE_NOERROR, authoritative, [first])
-        behind = self._lookup(target, qtype, wire.CLASS_IN, tcp, wire.name_to_wire(cname.target), hops + 1)
+        behind = self._lookup(target, qtype, wire.CLASS_IN, tcp, wire.name_to_wire(cname.target), hops + 1, view)
         if behind is None:
             return Answer(wire.RCODE_NOERROR, authoritative, [first])
         # The rcode is the last name's (RFC 6604): NXDOMAIN when the chain ends at no name.

@@ -92,6 +92,7 @@ class Config:
     container_names: bool
     host_name: str
     records: tuple[str, ...]
+    split_horizon: bool
     network_aliases: bool
     hostnames: bool
     serve_unhealthy: bool
@@ -499,6 +500,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _option(parser, "records", "read static records from this file (repeatable, or comma-separated): hosts-file "
             "lines and 'name [ttl] TYPE value' lines; read again when it changes, and on SIGHUP", shown_default="none",
             type=parse_names, action="append", default=None, metavar="FILE")
+    _flag(parser, "split-horizon", "a client in the subnet of some of a container's networks gets its addresses "
+          "on those networks only (else every address)", default=True)
     _flag(parser, "container-names", "also answer <container-name>.<domain>, whatever the image", default=False)
     _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
     _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)

@@ -89,6 +89,30 @@ def container_addresses(
     return split_addresses(text for text in candidates if text)
 
 
+def address_places(inspect: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """(address, its subnet, its network) for each address on each network the container is on."""
+    networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+    found: dict[tuple[str, str, str], None] = {}
+    for network in sorted(networks):
+        endpoint = networks[network] or {}
+        for address_key, length_key in (("IPAddress", "IPPrefixLen"), ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
+            place = place_of(f"{endpoint.get(address_key)}/{endpoint.get(length_key)}", network)
+            if place is not None:
+                found[place] = None
+    return tuple(found)
+
+
+def place_of(cidr: str, network: str) -> tuple[str, str, str] | None:
+    """``"10.0.1.3/24"`` on ``front`` -> ("10.0.1.3", "10.0.1.0/24", "front"); None when not an address/length."""
+    try:
+        interface = ipaddress.ip_interface(cidr)
+    except ValueError:
+        return None
+    if "/" not in cidr:
+        return None
+    return str(interface.ip), str(interface.network), network
+
+
 def published_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str, int], ...]:
     """(container port, protocol, host port) for each port published on the host (``-p``)."""
     bindings = (inspect.get("NetworkSettings") or {}).get("Ports") or {}
@@ -230,6 +254,9 @@ def record_from_inspect(
         host = ipaddress.ip_address(options.engine_address)
         ipv4, ipv6 = ((str(host),), ()) if host.version == 4 else ((), (str(host),))
     aliases = aliases_from(alias_text, container) + _engine_aliases(inspect, options)
+    served = set(ipv4 + ipv6)
+    source = network_source if network_mode(inspect).startswith("container:") and network_source else inspect
+    places = tuple(place for place in address_places(source) if place[0] in served)
     metadata = tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label))
     if options.several_engines:
         metadata += (("engine", options.engine),)
@@ -244,6 +271,7 @@ def record_from_inspect(
         image=str(config.get("Image") or ""),
         ports=exposed_ports(inspect),
         published=published,
+        places=places,
         metadata=metadata,
         extra_names=(_compose_names(labels) if options.compose_names else ())
         + ((split_name(name),) if options.container_names and split_name(name) else ()),

@@ -52,6 +52,8 @@ class Record:
     aliases: tuple[str, ...] = ()  # full names, lower case, without a trailing dot
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
+    # (address, its subnet, its network): a client in one of these subnets gets the addresses on its networks.
+    places: tuple[tuple[str, str, str], ...] = ()
     ttl: int | None = None  # None: the -ttl option
     image: str = ""  # the image reference the container was created with
     ports: tuple[tuple[int, str], ...] = ()  # exposed (port, "tcp" | "udp")
@@ -112,19 +114,25 @@ def _without(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
 class _Index:
     """The lookup structures for one set of records."""
 
-    __slots__ = ("root", "alias_root", "aliases", "addresses")
+    __slots__ = ("root", "alias_root", "aliases", "addresses", "subnets", "spanning")
 
     def __init__(self) -> None:
         self.root = _Node()  # container names, matched by dnscock's prefix rule
         self.alias_root = _Node()  # alias names, for the empty non-terminals and zones above them
         self.aliases: dict[str, tuple[str, ...]] = {}
         self.addresses: dict[str, tuple[str, ...]] = {}
+        self.subnets: dict[str, int] = {}  # the subnets records' addresses are in -> how many records
+        self.spanning = 0  # records with addresses on more than one network (what split horizon is about)
 
     def add(self, record: Record) -> None:
         for root, labels in self._paths(record):
             _add_path(root, labels, record.id, record.exact and root is self.root)
         for table, key in self._keys(record):
             table[key] = _with(table.get(key, ()), record.id)
+        subnets = {subnet for _, subnet, _ in record.places}
+        for subnet in subnets:
+            self.subnets[subnet] = self.subnets.get(subnet, 0) + 1
+        self.spanning += len({network for _, _, network in record.places}) > 1
 
     def discard(self, record: Record) -> None:
         for root, labels in self._paths(record):
@@ -135,6 +143,14 @@ class _Index:
                 table[key] = ids
             else:
                 table.pop(key, None)
+        subnets = {subnet for _, subnet, _ in record.places}
+        for subnet in subnets:
+            count = self.subnets.get(subnet, 0) - 1
+            if count > 0:
+                self.subnets[subnet] = count
+            else:
+                self.subnets.pop(subnet, None)
+        self.spanning -= len({network for _, _, network in record.places}) > 1
 
     def _paths(self, record: Record) -> Iterator[tuple[_Node, tuple[str, ...]]]:
         """Where the record stands in the two tries: its names, and its aliases' labels."""
@@ -245,6 +261,8 @@ class RecordStore:
         # Set once every source has synced or is known to be unreachable, and one has synced.
         self.synced = gevent.event.Event()
         self._sources: dict[str, bool] = {}  # source -> whether it has synced once
+        # Does any record have addresses on more than one network (else every client gets the same answers)?
+        self.spanning = False
         self._unreachable: set[str] = set()
         self._changed = gevent.event.Event()
         self._patches: dict[str, dict[str, Any]] = {}  # container id -> Record fields laid over it
@@ -375,6 +393,7 @@ class RecordStore:
             self.synced.set()
 
     def _bump(self) -> None:
+        self.spanning = self._index.spanning > 0
         self.generation += 1
         changed, self._changed = self._changed, gevent.event.Event()
         changed.set()
@@ -435,6 +454,10 @@ class RecordStore:
     def records_of(self, ids: Iterable[str]) -> list[Record]:
         """The records with these ids (a wildcard's, from ``alias_place``)."""
         return self._sorted(record_id for record_id in ids if record_id in self._records)
+
+    def subnets(self) -> Iterable[str]:
+        """The subnets the records' addresses are in."""
+        return self._index.subnets.keys()
 
     def has_address(self, address: str) -> bool:
         return address in self._index.addresses

@@ -53,7 +53,7 @@ def rows(services: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
             str(service.get("TTL", "")),
             cell(service.get("Aliases")),
             "(manual)" if service.get("Manual") else cell(service.get("Networks"))
-            + (f" ({service['Kind']})" if service.get("Kind") in ("task", "vip") else ""),
+            + (f" ({service['Kind']})" if service.get("Kind") not in (None, "container", "manual") else ""),
             service.get("Health") or "-",
             short,
         ))

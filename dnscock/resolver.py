@@ -49,6 +49,7 @@ from dnscock.records import RecordStore
 from dnscock.stats import CACHED, FORWARDED, LOCAL, QueryStats, rcode_name, type_text
 from dnscock.throttled_log import ThrottledLog
 from dnscock.upstream import Forwarder
+from dnscock.views import EVERYONE, View, Views
 
 log = logging.getLogger("dnscock.resolver")
 
@@ -71,11 +72,13 @@ class ResolverOptions:
     allow_from: tuple[IPNetwork, ...] = parse_networks(DEFAULT_ALLOW_FROM)
     rate_limit: int = 0  # UDP replies a second per client network; 0: no limit
     rate_limit_slip: int = 2
+    split_horizon: bool = True  # a client on some of a container's networks gets its addresses there only
 
 
 class Resolver:
     def __init__(self, options: ResolverOptions, store: RecordStore, authority: Authority,
                  forwarder: Forwarder) -> None:
+        self.views = Views(store, options.split_horizon)
         self.options = options
         self.store = store
         self.authority = authority
@@ -106,12 +109,13 @@ class Resolver:
             verdict = self.rate_limiter.check(client)
             if verdict != ALLOW:
                 return self._limit(data, verdict, respond)
+        view = self.views.of(client) if self.store.spanning else EVERYONE
         # The fastest path: a reply kept for exactly these bytes (but the id). UDP only: the
         # same bytes over TCP may get a larger reply, which must never go back over UDP.
         if not tcp:
             exact = data[2:]
             if self.local_cache.generation == self.store.generation:
-                entry = self.local_cache.get(exact, 0.0)
+                entry = self.local_cache.get(exact + view.tag if view.tag else exact, 0.0)
                 if entry is not None:
                     reply = data[:2] + entry.template[2:]
                     respond(reply)
@@ -140,11 +144,11 @@ class Resolver:
             log.debug("query %s %s from %s over %s", _text(labels), type_text(question.qtype), client or "?",
                       "tcp" if tcp else "udp")
         key = cache.key(question, limit)
-        cached = self._cached(key, question, data, labels, tcp)
+        cached = self._cached(key, question, data, labels, tcp, view)
         if cached is not None:
             self._send(respond, question, cached[0], cached[1], start)
         elif self.authority.owns(labels, question.qtype):
-            self._answer_locally(question, data, labels, tcp, key, limit, respond, start)
+            self._answer_locally(question, data, labels, tcp, key, limit, respond, start, view)
         else:
             self._forward(question, data, labels, tcp, key, limit, respond, start)
         return True
@@ -193,22 +197,22 @@ class Resolver:
     # -- the reply caches --
 
     def _cached(self, key: tuple, question: wire.Question, data: bytes, labels: tuple[str, ...],
-                tcp: bool) -> tuple[bytes, str] | None:
+                tcp: bool, view: View) -> tuple[bytes, str] | None:
         now = time.monotonic()
         local = self.local_cache
         if local.generation != self.store.generation:
             local.clear()
             local.generation = self.store.generation
-        source, path = local, LOCAL
-        entry = local.get(key, now)
+        source, path, tag = local, LOCAL, view.tag  # local answers depend on the client's view
+        entry = local.get(key + (tag,) if tag else key, now)
         if entry is None:
-            source, path = self.forward_cache, CACHED
+            source, path, tag = self.forward_cache, CACHED, b""
             entry = source.get(key, now)
             if entry is None or not self._still_forwarded(key, entry, labels, question.qtype):
                 return None
         exact = cache.for_query(entry, question, data)
         if not tcp:
-            source.put(data[2:], exact)
+            source.put(data[2:] + tag, exact)
         return cache.render(exact, data, now), path
 
     def _still_forwarded(self, key: tuple, entry: cache.CachedReply, labels: tuple[str, ...], qtype: int) -> bool:
@@ -224,9 +228,9 @@ class Resolver:
     # -- local answers --
 
     def _answer_locally(self, question: wire.Question, data: bytes, labels: tuple[str, ...], tcp: bool, key: tuple,
-                        limit: int, respond: Respond, start: float) -> None:
+                        limit: int, respond: Respond, start: float, view: View = EVERYONE) -> None:
         if self.store.synced.is_set():
-            reply = self._local_reply(question, data, labels, tcp, key, limit)
+            reply = self._local_reply(question, data, labels, tcp, key, limit, view)
             if reply is None:  # not ours after all
                 self._forward(question, data, labels, tcp, key, limit, respond, start)
             else:
@@ -234,7 +238,7 @@ class Resolver:
         elif self.store.unavailable:
             self._send(respond, question, self._pack(question, data, _SERVFAIL, limit), LOCAL, start)
         elif not self._no_room(question, data, limit, respond, start, LOCAL):
-            self.pool.spawn(self._after_first_sync, question, data, labels, tcp, key, limit, respond, start)
+            self.pool.spawn(self._after_first_sync, question, data, labels, tcp, key, limit, respond, start, view)
 
     def _no_room(self, question: wire.Question, data: bytes, limit: int, respond: Respond, start: float,
                  path: str) -> bool:
@@ -247,14 +251,14 @@ class Resolver:
         return True
 
     def _after_first_sync(self, question: wire.Question, data: bytes, labels: tuple[str, ...], tcp: bool, key: tuple,
-                          limit: int, respond: Respond, start: float) -> None:
+                          limit: int, respond: Respond, start: float, view: View) -> None:
         try:
             log.debug("%s waits for the first sync with the engine", _text(labels))
             if not self.store.synced.wait(self.options.sync_timeout):
                 self.warnings.warning("sync", "no sync with the engine yet: SERVFAIL for %s", _text(labels))
                 self._send(respond, question, self._pack(question, data, _SERVFAIL, limit), LOCAL, start)
                 return
-            reply = self._local_reply(question, data, labels, tcp, key, limit)
+            reply = self._local_reply(question, data, labels, tcp, key, limit, view)
         except Exception:  # never lose a query to a bug: answer SERVFAIL
             log.exception("failed to answer %s", _text(labels))
             reply = self._pack(question, data, _SERVFAIL, limit)
@@ -264,10 +268,10 @@ class Resolver:
             self._send(respond, question, reply, LOCAL, start)
 
     def _local_reply(self, question: wire.Question, data: bytes, labels: tuple[str, ...], tcp: bool, key: tuple,
-                     limit: int) -> bytes | None:
-        """The reply from the store, kept for the current table; None when the name is not ours."""
+                     limit: int, view: View) -> bytes | None:
+        """The reply from the store, kept for the current table (and the client's view); None: not ours."""
         generation = self.store.generation
-        answer = self.authority.answer(question, labels, tcp)
+        answer = self.authority.answer(question, labels, tcp, view.subnets)
         if answer is None:
             return None
         reply = self._pack(question, data, answer, limit)
@@ -276,9 +280,9 @@ class Resolver:
                       rcode_name(answer.rcode), len(answer.answer))
         if generation == self.local_cache.generation:
             entry = cache.CachedReply(reply, qtype=question.qtype)
-            self.local_cache.put(key, entry)
+            self.local_cache.put(key + (view.tag,) if view.tag else key, entry)
             if not tcp:
-                self.local_cache.put(data[2:], entry)
+                self.local_cache.put(data[2:] + view.tag, entry)
         return reply
 
     # -- forwarding --

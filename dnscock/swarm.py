@@ -37,6 +37,7 @@ from dnscock.naming import (
     is_set,
     override_layers,
     parse_env,
+    place_of,
     split_addresses,
     ttl_from,
 )
@@ -137,6 +138,7 @@ def manager_records(state: SwarmState, options: NamingOptions = DEFAULT_OPTIONS,
             else str(task.get("Slot") or 0)
         networks: list[str] = []
         addresses: list[str] = []
+        places = []
         for attachment in task.get("NetworksAttachments") or ():
             network = attachment.get("Network") or {}
             network_spec = network.get("Spec") or {}
@@ -147,21 +149,24 @@ def manager_records(state: SwarmState, options: NamingOptions = DEFAULT_OPTIONS,
                 continue
             networks.append(name)
             addresses += attachment.get("Addresses") or ()
+            places += [place_of(str(cidr), name) for cidr in attachment.get("Addresses") or ()]
         records.append(_task_record(service, str(task.get("ID") or ""), place, node, split_addresses(addresses),
-                                    tuple(networks), source))
+                                    tuple(networks), source, tuple(place for place in places if place)))
     for raw in state.services:
         service = services.get(str(raw.get("ID") or ""))
         if service is None or not service.vip_mode:
             continue
         virtual = []
+        places = []
         for vip in (raw.get("Endpoint") or {}).get("VirtualIPs") or ():
             name, ingress = state.networks.get(str(vip.get("NetworkID") or ""), ("", False))
             if ingress or (options.networks and name not in options.networks):
                 continue
             virtual.append(str(vip.get("Addr") or ""))
+            places.append(place_of(str(vip.get("Addr") or ""), name))
         ipv4, ipv6 = split_addresses(virtual)
         if ipv4 or ipv6:
-            records.append(_vip_record(service, ipv4, ipv6, source))
+            records.append(_vip_record(service, ipv4, ipv6, source, tuple(place for place in places if place)))
     return records
 
 
@@ -174,6 +179,7 @@ def worker_records(networks: Iterable[Json], options: NamingOptions = DEFAULT_OP
         name = str(network.get("Name") or "")
         if network.get("Ingress") or name == "ingress" or (options.networks and name not in options.networks):
             continue
+        subnets = [str(config.get("Subnet") or "") for config in (network.get("IPAM") or {}).get("Config") or ()]
         for service_name, service in (network.get("Services") or {}).items():
             if not service_name:
                 continue
@@ -184,15 +190,21 @@ def worker_records(networks: Iterable[Json], options: NamingOptions = DEFAULT_OP
                 parts = task_name.split(".")
                 place = parts[1] if len(parts) >= 3 and parts[0] == service_name else ""
                 entry = tasks.setdefault(task_name, {"service": service_name, "place": place, "addresses": [],
-                                                     "networks": []})
-                entry["addresses"].append(str(task.get("EndpointIP") or ""))
+                                                     "networks": [], "places": []})
+                address = str(task.get("EndpointIP") or "")
+                entry["addresses"].append(address)
                 entry["networks"].append(name)
+                for subnet in subnets:  # the network's subnet that holds the address
+                    place = place_of(f"{address}/{subnet.partition('/')[2]}", name)
+                    if place is not None and place[1] == subnet:
+                        entry["places"].append(place)
     records = []
     for task_name, entry in sorted(tasks.items()):
         service = _named_service(entry["service"])
         task_id = task_name.rsplit(".", 1)[-1]
         records.append(_task_record(service, task_id, entry["place"] or task_id[:12], "",
-                                    split_addresses(entry["addresses"]), tuple(entry["networks"]), source))
+                                    split_addresses(entry["addresses"]), tuple(entry["networks"]), source,
+                                    tuple(entry["places"])))
     for service_name, addresses in sorted(vips.items()):
         ipv4, ipv6 = split_addresses(addresses)  # a dnsrr service's VIP is "<nil>"
         if ipv4 or ipv6:
@@ -207,7 +219,7 @@ def _named_service(full_name: str) -> _Service:
 
 def _task_record(service: _Service, task_id: str, place: str, node: str,
                  addresses: tuple[tuple[str, ...], tuple[str, ...]], networks: tuple[str, ...],
-                 source: str) -> Record:
+                 source: str, places: tuple[tuple[str, str, str], ...] = ()) -> Record:
     metadata = [("service", service.name)]
     if service.stack:
         metadata.append(("stack", service.stack))
@@ -222,6 +234,7 @@ def _task_record(service: _Service, task_id: str, place: str, node: str,
         aliases=service.aliases,
         ipv4=addresses[0],
         ipv6=addresses[1],
+        places=places,
         ttl=service.ttl,
         image=service.image,
         ports=service.ports,
@@ -234,13 +247,15 @@ def _task_record(service: _Service, task_id: str, place: str, node: str,
     )
 
 
-def _vip_record(service: _Service, ipv4: tuple[str, ...], ipv6: tuple[str, ...], source: str) -> Record:
+def _vip_record(service: _Service, ipv4: tuple[str, ...], ipv6: tuple[str, ...], source: str,
+                places: tuple[tuple[str, str, str], ...] = ()) -> Record:
     return Record(
         id=f"vip:{service.id}",
         container=service.full_name,
         labels=(VIP_LABEL,) + service.labels,
         ipv4=ipv4,
         ipv6=ipv6,
+        places=places,
         ttl=service.ttl,
         image=service.image,
         metadata=(("service", service.name),) + ((("stack", service.stack),) if service.stack else ()),

@@ -98,8 +98,9 @@ def docker_env(engine):
 def dnscock_for(start_dnscock, upstream):
     """Starts dnscock watching ``engine`` with the fake upstream, once synced."""
 
-    def start(engine: PrivateEngine, *args: str, env: dict[str, str] | None = None):
-        process = start_dnscock(f"-docker={engine.url}", f"-nameserver={upstream.address}", *args, env=env)
+    def start(engine: PrivateEngine, *args: str, env: dict[str, str] | None = None, listen: str = "127.0.0.1:0"):
+        process = start_dnscock(f"-docker={engine.url}", f"-nameserver={upstream.address}", *args, env=env,
+                                listen=listen)
         process.wait_for_log("connected to the Docker engine")
         return process
 

@@ -302,3 +302,44 @@ def test_wildcard_aliases(name, rdtype, rcode, answer):
         assert reply.answer[0].name.to_text().lower() == name.lower() + ".", "the owner is the name asked"
     if rdtype == "SOA":
         assert reply.answer[0].name.to_text() == "app.test."
+
+
+# -- split horizon --
+
+BOTH = Record("b" * 64, "both", ("both", "img"), ipv4=("172.20.0.2", "172.21.0.2"),
+              places=(("172.20.0.2", "172.20.0.0/16", "front"), ("172.21.0.2", "172.21.0.0/16", "back")))
+FRONT_ONLY = Record("f" * 64, "edge", ("edge", "img"), ipv4=("172.20.0.9",),
+                    places=(("172.20.0.9", "172.20.0.0/16", "front"),))
+
+
+@pytest.mark.parametrize(("client", "expected"), [
+    ("172.20.0.5", ["172.20.0.2"]),  # on front: front's address only
+    ("172.21.0.7", ["172.21.0.2"]),  # on back
+    ("127.0.0.1", ["172.20.0.2", "172.21.0.2"]),  # the host: every address, as without split horizon
+    ("10.9.9.9", ["172.20.0.2", "172.21.0.2"]),  # a network the container is not on
+    ("::ffff:172.21.0.7", ["172.21.0.2"]),  # a dual-stack socket's IPv4-mapped client
+])
+def test_split_horizon_answers_each_client_the_addresses_on_its_networks(client, expected):
+    resolver, _ = make_resolver([BOTH, FRONT_ONLY])
+    query = dns.message.make_query("both.img.docker", "A").to_wire()
+    for _ in range(2):  # packed, then from the reply caches (which must never mix two clients' views)
+        assert addresses(dns.message.from_wire(exchange(resolver, query, client=client))) == expected
+    # A container on one network only: every client gets its address.
+    reply = dns.message.from_wire(exchange(resolver, dns.message.make_query("edge.img.docker", "A").to_wire(),
+                                           client=client))
+    assert addresses(reply) == ["172.20.0.9"]
+
+
+def test_cached_replies_never_cross_from_one_networks_clients_to_anothers():
+    resolver, _ = make_resolver([BOTH])
+    query = dns.message.make_query("both.img.docker", "A").to_wire()
+    answered = [addresses(dns.message.from_wire(exchange(resolver, query, client=client)))
+                for client in ("172.20.0.5", "172.21.0.7", "127.0.0.1", "172.20.0.5", "172.21.0.7", "127.0.0.1")]
+    assert answered == [["172.20.0.2"], ["172.21.0.2"], ["172.20.0.2", "172.21.0.2"]] * 2
+
+
+def test_without_split_horizon_every_client_gets_every_address():
+    resolver, _ = make_resolver([BOTH], split_horizon=False)
+    query = dns.message.make_query("both.img.docker", "A").to_wire()
+    assert addresses(dns.message.from_wire(exchange(resolver, query, client="172.20.0.5"))) == [
+        "172.20.0.2", "172.21.0.2"]
