@@ -21,11 +21,12 @@ from gevent.pywsgi import WSGIServer
 from dnscock import __version__
 from dnscock.answers import DefaultTtl
 from dnscock.authority import Authority
-from dnscock.config import Config, Engine, load_config
+from dnscock.config import Address, Config, Engine, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
 from dnscock.engine import TlsSettings, tls_settings
 from dnscock.errors import ConfigError
 from dnscock.naming import NamingOptions
+from dnscock.notify import Notifier
 from dnscock.privileges import resolve_user, switch_user
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver, ResolverOptions
@@ -36,6 +37,7 @@ from dnscock.swarm_watcher import SwarmOptions, Swarms
 from dnscock.upstream import Forwarder
 
 log = logging.getLogger("dnscock")
+STATUS_INTERVAL = 5.0  # seconds between two looks at what systemctl status should show
 
 
 def setup_logging(config: Config) -> None:
@@ -206,9 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         watcher.start()
     static.start()
     gevent.signal_handler(signal.SIGHUP, static.reload)
+    notifier = Notifier()
+    if notifier.enabled:
+        gevent.spawn(tell_systemd, notifier, store, watchers, bound_address(udp_socket))
 
     stopping.wait()
     log.info("stopping")
+    notifier.stopping()
     if http_server is not None:
         http_server.stop(timeout=1)
     for server in servers.values():
@@ -219,6 +225,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     static.stop()
     forwarder.close()
     return 0
+
+
+def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWatcher], listen: Address) -> None:
+    """READY=1 once the first sync is in (dnscock listens already), then a STATUS line whenever it changes."""
+    def status() -> str:
+        connected = sum(1 for watcher in watchers if watcher.connected)
+        return (f"listening on {listen}, {len(store)} records, {connected} of {len(watchers)} Docker engine(s) "
+                "connected")
+
+    store.synced.wait()
+    notifier.ready(status())
+    while True:
+        gevent.sleep(STATUS_INTERVAL)
+        notifier.status(status())
 
 
 def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
