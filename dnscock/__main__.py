@@ -1,6 +1,7 @@
 """Entry point: ``python -m dnscock`` (and the ``dnscock`` console script).
 
-``python -m dnscock records ...`` prints the live table of a running server.
+``python -m dnscock records ...`` prints the live table of a running server;
+``python -m dnscock host-setup ...`` sets the host's resolvers up to ask it.
 
 gevent's monkey-patching comes first, before anything imports ``socket``,
 so that docker-py's blocking calls yield to the DNS greenlets.
@@ -20,6 +21,10 @@ def run() -> None:
         from dnscock.records_command import main as records
 
         sys.exit(records(sys.argv[2:]))
+    if sys.argv[1:2] == ["host-setup"]:
+        from dnscock.host_setup import main as host_setup
+
+        sys.exit(host_setup(sys.argv[2:]))
     sys.exit(main())
 
 

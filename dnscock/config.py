@@ -436,7 +436,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
         prog="dnscock",
         description="DNS server for automatic Docker container discovery.",
         epilog="'dnscock records [--http ADDR] [--json]' prints the live table of a running dnscock "
-               "(one started with -http).",
+               "(one started with -http); 'dnscock host-setup [--apply|--remove]' sets the host's resolvers and "
+               "Docker up to ask it.",
         add_help=False,
         allow_abbrev=False,
         default_config_files=[DEFAULT_CONFIG_FILE],
