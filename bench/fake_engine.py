@@ -21,7 +21,8 @@ running gives every task), ``/nodes`` (two) and ``/networks`` (``scope``
 filter; swarm: the ``bench`` overlay and ``ingress``) answer N running tasks
 spread over M replicated services, in the shapes of a real 20.10 manager's
 (tests/support/swarm_samples/), unique overlay addresses, nothing ever
-changing; the bodies are built once at start. ``/events`` streams for
+changing; the bodies are built once at start and sent as a manager sends
+them (chunked, in one chunk, from 2 KiB on). ``/events`` streams for
 service, node and network events stay open and quiet. Without the mode,
 ``/info`` says the engine is in no swarm and those listings answer 503.
 
@@ -515,6 +516,7 @@ class FakeSwarm:
         self.network_id = swarm_id("network bench")
         self.ingress_id = swarm_id("network ingress")
         self._bodies: dict[str, bytes] | None = None
+        self._responses: dict[str, Response] = {}
 
     # The layout
 
@@ -558,6 +560,17 @@ class FakeSwarm:
                 "networks": _json_bytes([*swarm_networks, *_local_networks()]),
             }
         return self._bodies
+
+    def response(self, name: str) -> Response:
+        """The listing ``name`` of ``bodies()`` as a 20.10 manager sends it: from CHUNKING_SIZE bytes on,
+        chunked, the whole body in one chunk (Go's net/http, which gets the encoded JSON in one write)."""
+        response = self._responses.get(name)
+        if response is None:
+            body = self.bodies()[name]
+            response = Response(HTTPStatus.OK, event_chunk(body) + LAST_CHUNK, headers=CHUNKED) \
+                if len(body) >= CHUNKING_SIZE else Response(HTTPStatus.OK, body)
+            self._responses[name] = response
+        return response
 
     def swarm_info(self) -> Json:
         """The ``Swarm`` part of the manager's ``GET /info``."""
@@ -904,7 +917,8 @@ class FakeEngine:
             container.inspect_json()
         self.list_json({}, -1, False)
         if self.swarm is not None:
-            self.swarm.bodies()
+            for name in self.swarm.bodies():
+                self.swarm.response(name)
 
     # The container table
 
@@ -1133,6 +1147,10 @@ PING_HEADERS = (("Cache-Control", "no-cache, no-store, must-revalidate"), ("Prag
 LAST_CHUNK = b"0\r\n\r\n"
 
 
+CHUNKED = (("Transfer-Encoding", "chunked"),)
+CHUNKING_SIZE = 2048  # Go's net/http sends a body this long or longer chunked, when no length is set
+
+
 class Response(NamedTuple):
     status: HTTPStatus
     body: bytes
@@ -1151,8 +1169,9 @@ def json_response(status: HTTPStatus, document: Any) -> Response:
 
 
 def response_bytes(response: Response, head_only: bool, close: bool) -> bytes:
-    """The whole response (just its head for HEAD), with Content-Length."""
-    headers = (*response.headers, ("Content-Length", str(len(response.body))))
+    """The whole response (just its head for HEAD), with Content-Length unless its body is chunked already."""
+    headers = response.headers if response.headers == CHUNKED else (
+        *response.headers, ("Content-Length", str(len(response.body))))
     head = response_head(response.status, response.content_type, headers, close)
     return head if head_only else head + response.body
 
@@ -1275,20 +1294,16 @@ def _swarm_listing(engine: FakeEngine, path: str, query: dict[str, list[str]]) -
     if path == "/networks":
         scope = filters.get("scope") or []
         if swarm is None:
-            body = b"[]\n" if scope and "local" not in scope else _json_bytes(_local_networks())
-        elif scope == ["swarm"]:
-            body = swarm.bodies()["networks-swarm"]
-        elif scope == ["local"]:
-            body = _json_bytes(_local_networks())
-        else:
-            body = swarm.bodies()["networks"]
-        return Response(HTTPStatus.OK, body)
+            return Response(HTTPStatus.OK, b"[]\n" if scope and "local" not in scope else _json_bytes(_local_networks()))
+        if scope == ["local"]:
+            return Response(HTTPStatus.OK, _json_bytes(_local_networks()))
+        return swarm.response("networks-swarm" if scope == ["swarm"] else "networks")
     if swarm is None:
         return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"message": NOT_A_MANAGER})
     if path == "/tasks":
         desired = filters.get("desired-state")
-        return Response(HTTPStatus.OK, swarm.bodies()["tasks"] if not desired or "running" in desired else b"[]\n")
-    return Response(HTTPStatus.OK, swarm.bodies()[path.lstrip("/")])
+        return swarm.response("tasks") if not desired or "running" in desired else Response(HTTPStatus.OK, b"[]\n")
+    return swarm.response(path.lstrip("/"))
 
 
 def _inspect(engine: FakeEngine, ref: str) -> Response:

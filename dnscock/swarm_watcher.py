@@ -9,8 +9,10 @@ the first that answers, and moves on to the next when that one fails (it is
 unreachable, or lost quorum and answers 503): the last table is kept
 meanwhile, with one log line. Docker has no task events (moby #37403), so
 the tasks are polled (``GET /tasks`` of desired state running) every
-``-swarm-poll`` seconds; the manager's service, node and network events are
-triggers for a poll soon after. A listing is compared by task ID and
+``-swarm-poll`` seconds, every 0.2 s while some task is on its way to
+running (a scale-up, a replacement: it answers soon after it runs); the
+manager's service, node and network events are triggers for a poll soon
+after. A listing is compared by task ID and
 version with the last one, and the table is touched only when something
 changed. Services, nodes and networks are listed again at start, after a
 reconnect, after an event, and when a task names one not known.
@@ -46,6 +48,10 @@ MANAGER, WORKER = "manager", "worker"
 # tasks' start within a few hundred milliseconds, and by more events.
 EVENT_SETTLE = 0.1
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0
+# A task meant to run that is not running yet runs within a second or so: while there is one, the tasks
+# are listed this often, so that it answers soon after it runs (not up to -swarm-poll later).
+STARTING_STATES = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"})
+STARTING_INTERVAL = 0.2
 
 
 class EngineGone(EngineError):
@@ -78,6 +84,7 @@ class SwarmWatcher:
         self._tasks_seen: frozenset[tuple[str, int]] | None = None
         self._state: swarm.SwarmState | None = None
         self._stale = True  # services, nodes and networks to be listed again
+        self._starting = False  # the last listing had tasks meant to run that do not run yet
 
     def add_engine(self, url: str) -> None:
         if url not in self.engines:
@@ -142,7 +149,9 @@ class SwarmWatcher:
             self._now_reading(url)
             triggers = gevent.spawn(self._wake_on_events, events)
             while True:
-                if self._wake.wait(self.options.poll_interval):
+                # Tasks on their way to running (a scale-up, a replacement) are listed again soon.
+                interval = STARTING_INTERVAL if self._starting else self.options.poll_interval
+                if self._wake.wait(min(interval, self.options.poll_interval)):
                     gevent.sleep(EVENT_SETTLE)
                     self._wake.clear()
                 if triggers.dead:  # the event stream ended: the manager went away
@@ -165,6 +174,7 @@ class SwarmWatcher:
     def _poll_manager(self, client: EngineClient) -> None:
         tasks = client.running_tasks()
         self.polls += 1
+        self._starting = any(((task.get("Status") or {}).get("State")) in STARTING_STATES for task in tasks)
         seen = frozenset((str(task.get("ID")), int((task.get("Version") or {}).get("Index") or 0)) for task in tasks)
         state = self._state
         if not self._stale and state is not None and seen == self._tasks_seen:
