@@ -904,13 +904,6 @@ class FakeEngine:
         finally:
             self.socket_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> FakeEngine:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def _build_documents(self) -> None:
         """Every container's inspect document and the listing, so that no request waits for them."""
         for container in self.containers:

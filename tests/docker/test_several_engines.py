@@ -33,7 +33,7 @@ def test_three_engines_answer_as_one_table_and_one_down_keeps_its_last(three_eng
     first, second, third = three_engines
     a = first.run(name="alpha")
     b = second.run(name="bravo")
-    c = third.run(name="charlie", ports={"80/tcp": 18080})
+    third.run(name="charlie", ports={"80/tcp": 18080})
     dnscock = start_dnscock(f"-docker={first.url},{second.url}", f"-docker={third.url}?address={HOST_ADDRESS}",
                             f"-nameserver={upstream.address}", "-http=127.0.0.1:0", "-grace=0")
     for engine in three_engines:

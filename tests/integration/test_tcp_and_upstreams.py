@@ -10,7 +10,6 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
-import pytest
 
 from tests.conftest import NO_ENGINE
 from tests.support.dnscock_process import rcode
