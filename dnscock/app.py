@@ -25,13 +25,13 @@ from dnscock.config import Address, Config, Engine, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
 from dnscock.engine import TlsSettings, tls_settings
 from dnscock.errors import ConfigError
+from dnscock.listeners import BRIDGE, Listeners
 from dnscock.naming import NamingOptions
 from dnscock.notify import Notifier
 from dnscock.privileges import resolve_user, switch_user
 from dnscock.records import RecordStore
 from dnscock.resolver import Resolver, ResolverOptions
-from dnscock.server import TcpServer, UdpServer
-from dnscock.sockets import bind_pair, bind_tcp, bound_address, primary_address
+from dnscock.sockets import bind_tcp, bound_address, primary_address
 from dnscock.static_records import RecordsFileError, StaticFiles
 from dnscock.swarm_watcher import SwarmOptions, Swarms
 from dnscock.upstream import Forwarder
@@ -124,22 +124,20 @@ def check_config(config: Config) -> list[WatchOptions]:
     tls = tls_settings(config)
     if config.user:
         resolve_user(config.user)
+        if config.listen.host == BRIDGE and config.listen.port < 1024:
+            raise ConfigError(f"argument -dns/--dns: {config.listen}: with -user, -dns=bridge needs a port of 1024 or "
+                              "more (dnscock binds again, as that user, whenever the bridge's address changes)")
     return [watch_options(config, engine, tls) for engine in config.engines]
 
 
-def bind_listeners(config: Config) -> tuple[socket.socket, socket.socket, socket.socket | None]:
-    """The DNS sockets (UDP and TCP on one port) and the HTTP one; raises OSError naming the address."""
+def bind_http(config: Config) -> socket.socket | None:
+    """The HTTP API's socket (when -http is set); raises OSError naming the address."""
+    if config.http is None:
+        return None
     try:
-        udp_socket, tcp_socket = bind_pair(config.listen)
+        return bind_tcp(config.http)
     except OSError as error:
-        raise OSError(f"cannot listen on {config.listen}: {error.strerror or error}") from None
-    http_socket = None
-    if config.http is not None:
-        try:
-            http_socket = bind_tcp(config.http)
-        except OSError as error:
-            raise OSError(f"cannot serve HTTP on {config.http}: {error.strerror or error}") from None
-    return udp_socket, tcp_socket, http_socket
+        raise OSError(f"cannot serve HTTP on {config.http}: {error.strerror or error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,25 +164,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopping.set)
 
-    try:
-        udp_socket, tcp_socket, http_socket = bind_listeners(config)
-    except OSError as error:
-        log.error("%s", error)
-        return 1
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails, config.domain_nameservers)
     resolver = build_resolver(config, store, forwarder)
     authority = resolver.authority
-    servers = {
-        "udp": UdpServer(udp_socket, resolver),
-        "tcp": TcpServer(tcp_socket, resolver, config.tcp_idle_timeout, config.tcp_connections),
-    }
+    listeners = Listeners(resolver, config.tcp_idle_timeout, config.tcp_connections)
+    try:
+        if config.listen.host != BRIDGE:
+            listeners.bind(config.listen)
+        http_socket = bind_http(config)
+    except OSError as error:
+        log.error("%s", error)
+        return 1
     swarms = Swarms(store, swarm_options(config, engine_options[0].tls), enabled=config.swarm == "auto")
     watchers = [DockerWatcher(engine.url, store, config.zone, options, on_info=swarms.engine_info)
                 for engine, options in zip(config.engines, engine_options)]
+    if config.listen.host == BRIDGE:
+        watchers[0].on_bridge = lambda gateway: listeners.move_to(Address(gateway, config.listen.port))
     http_server = None
     if http_socket is not None:
         http_server = build_http_server(http_socket, config, store, authority.default_ttl, resolver, forwarder,
-                                        watchers, swarms, servers)
+                                        watchers, swarms, listeners)
     if config.user:
         # Everything is bound and imported: no file needs opening as root from here on.
         try:
@@ -194,12 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("%s", error)
             return 2
 
-    for server in servers.values():
-        server.start()
+    if listeners.servers:
+        listeners.start()
+    else:
+        log.info("listening nowhere yet: on the default bridge's gateway once %s says which it is",
+                 config.engines[0].url)
     if http_server is not None:
         http_server.start()
     tune_garbage_collector()
-    log.info("listening on udp %s and tcp %s", bound_address(udp_socket), bound_address(tcp_socket))
     log.info("authoritative for %s. (NS %s. at %s)", config.zone, authority.server_name,
              ", ".join(authority.ns_addresses))
     if http_server is not None:
@@ -210,15 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     gevent.signal_handler(signal.SIGHUP, static.reload)
     notifier = Notifier()
     if notifier.enabled:
-        gevent.spawn(tell_systemd, notifier, store, watchers, bound_address(udp_socket))
+        gevent.spawn(tell_systemd, notifier, store, watchers, listeners)
 
     stopping.wait()
     log.info("stopping")
     notifier.stopping()
     if http_server is not None:
         http_server.stop(timeout=1)
-    for server in servers.values():
-        server.stop(timeout=1)
+    listeners.stop()
     for watcher in watchers:
         watcher.stop()
     swarms.stop()
@@ -227,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWatcher], listen: Address) -> None:
-    """READY=1 once the first sync is in (dnscock listens already), then a STATUS line whenever it changes."""
+def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWatcher], listeners: Listeners) -> None:
+    """READY=1 once the first sync is in (and dnscock listens), then a STATUS line whenever it changes."""
     def status() -> str:
         connected = sum(1 for watcher in watchers if watcher.connected)
-        return (f"listening on {listen}, {len(store)} records, {connected} of {len(watchers)} Docker engine(s) "
-                "connected")
+        return (f"listening on {listeners.address or 'nothing yet'}, {len(store)} records, {connected} of "
+                f"{len(watchers)} Docker engine(s) connected")
 
     store.synced.wait()
     notifier.ready(status())
@@ -243,14 +243,14 @@ def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWa
 
 def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
                       resolver: Resolver, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
-                      servers: dict) -> WSGIServer:
+                      listeners: Listeners) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
     from dnscock.metrics import QueryPathView, build_registry
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
-    health = Health(servers, store, watchers, swarms, forwarder.upstreams)
+    health = Health(listeners, store, watchers, swarms, forwarder.upstreams)
     query_path = QueryPathView(
         stats=resolver.stats, upstreams=forwarder.upstreams,
         caches={"local": resolver.local_cache, "forward": resolver.forward_cache},

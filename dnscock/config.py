@@ -177,6 +177,10 @@ def split_host_port(text: str, default_port: int | None) -> Address:
 
 
 def parse_listen(text: str) -> Address:
+    """``host:port``, or ``bridge[:port]`` for the first engine's default bridge's gateway (port 53 by default)."""
+    host, _, port = text.strip().partition(":")
+    if host == "bridge" and (not port or port.isdigit()):
+        return Address("bridge", _port(port, text) if port else 53)
     return split_host_port(text, default_port=None)
 
 
@@ -453,7 +457,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
         "-config", "--config", is_config_file=True, env_var="DNSCOCK_CONFIG", metavar="FILE",
         help=f"read options from this file of 'name = value' lines (default: {DEFAULT_CONFIG_FILE} when present)",
     )
-    _option(parser, "dns", "listen for DNS requests on this address", type=parse_listen, default=":53", metavar="ADDR")
+    _option(parser, "dns", "listen for DNS requests on this address; bridge[:PORT]: on the gateway of the first "
+            "engine's default bridge, followed when it changes", type=parse_listen, default=":53", metavar="ADDR")
     _option(
         parser, "docker", "Docker engine(s) to watch: unix:///path or tcp://host:port, with ?address=IP where its "
         "host is reached from elsewhere (repeatable, or comma-separated)",

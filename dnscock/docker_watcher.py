@@ -82,6 +82,7 @@ class DockerWatcher:
                  on_info: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
         self.url = url
         self.on_info = on_info  # told what GET /info says at each connect (the swarm side listens)
+        self.on_bridge: Callable[[str], None] | None = None  # told the default bridge's gateway (-dns=bridge)
         self.source = options.naming.engine
         self.store = store
         store.expect(self.source)
@@ -177,7 +178,7 @@ class DockerWatcher:
                    if record is not None]
         if not initial and self.store.generation != generation:
             return False  # an event changed the table while we listed: our listing may be older
-        records += self._host_records(client)
+        records += self._host_records(self._bridge_gateways(client))
         fresh = {record.id for record in records}
         # Containers stopped within their grace window stay, as their empty answer.
         records += [record for record in self.store
@@ -189,19 +190,25 @@ class DockerWatcher:
             self._log_added(record)
         return True
 
-    def _host_records(self, client: EngineClient) -> list[Record]:
+    def _bridge_gateways(self, client: EngineClient) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The default bridge's gateways (IPv4, IPv6), told to ``on_bridge`` (-dns=bridge) when they change."""
+        if not self.options.host_name and self.on_bridge is None:
+            return (), ()
+        try:
+            configs = (client.default_bridge().get("IPAM") or {}).get("Config") or []
+        except CONNECTION_ERRORS as error:
+            log.debug("cannot read the default bridge of %s: %s", self.url, short_error(error))
+            return (), ()
+        gateways = split_addresses(str(config.get("Gateway") or "") for config in configs)
+        if self.on_bridge is not None and gateways[0]:
+            self.on_bridge(gateways[0][0])
+        return gateways
+
+    def _host_records(self, gateways: tuple[tuple[str, ...], tuple[str, ...]]) -> list[Record]:
         """``<host-name>.<domain>``: -host-ip, else the gateway of the engine's default bridge (IPv4 and IPv6)."""
         if not self.options.host_name:
             return []
-        addresses = [self.options.naming.host_ip] if self.options.naming.host_ip else []
-        if not addresses:
-            try:
-                configs = (client.default_bridge().get("IPAM") or {}).get("Config") or []
-            except CONNECTION_ERRORS as error:
-                log.debug("cannot read the default bridge of %s: %s", self.url, short_error(error))
-                configs = []
-            addresses = [str(config.get("Gateway") or "") for config in configs]
-        ipv4, ipv6 = split_addresses(addresses)
+        ipv4, ipv6 = split_addresses([self.options.naming.host_ip]) if self.options.naming.host_ip else gateways
         if not ipv4 and not ipv6:
             return []
         return [Record(id=f"host:{self.url}", container="(the host)", labels=(self.options.host_name,),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from dnslib import DNSRecord
 
-from dnscock.config import Address, load_config
+from dnscock.config import Address, Config, load_config
 
 TIMEOUT = 2.0
 
@@ -33,9 +33,31 @@ def is_answering(address: Address, zone: str, timeout: float = TIMEOUT) -> bool:
     return reply.header.id == query.header.id and bool(reply.header.qr)
 
 
+def probe_address(config: Config) -> Address | None:
+    """Where dnscock listens, as a local client reaches it; with -dns=bridge, the gateway the engine names."""
+    if config.listen.host != "bridge":
+        return config.listen.reachable()
+    from dnscock.engine import EngineClient
+    from dnscock.naming import split_addresses
+
+    try:
+        client = EngineClient(config.docker_url)
+        try:
+            configs = (client.default_bridge().get("IPAM") or {}).get("Config") or []
+        finally:
+            client.close()
+    except Exception:  # no engine: nowhere to look
+        return None
+    ipv4, _ = split_addresses(str(item.get("Gateway") or "") for item in configs)
+    return Address(ipv4[0], config.listen.port) if ipv4 else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = load_config(argv)
-    address = config.listen.reachable()
+    address = probe_address(config)
+    if address is None:
+        print("dnscock: the default bridge's address cannot be read from the engine", file=sys.stderr)
+        return 1
     if is_answering(address, config.zone):
         return 0
     print(f"dnscock: no DNS answer from {address}", file=sys.stderr)

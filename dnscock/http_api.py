@@ -27,6 +27,7 @@ from dnscock import metrics
 from dnscock.answers import DefaultTtl
 from dnscock.config import Address
 from dnscock.docker_watcher import DockerWatcher
+from dnscock.listeners import Listeners
 from dnscock.records import Record, RecordStore
 from dnscock.services import (
     ServiceError,
@@ -240,19 +241,21 @@ class HttpApi:
 class Health:
     """``/health``: healthy while the DNS listeners are up and the table follows every engine."""
 
-    def __init__(self, listeners: dict[str, Any], store: RecordStore, watchers: Sequence[DockerWatcher],
+    def __init__(self, listeners: Listeners, store: RecordStore, watchers: Sequence[DockerWatcher],
                  swarms: Swarms | None = None, upstreams: Sequence[Upstream] = ()) -> None:
         self.listeners, self.store, self.watchers, self.swarms = listeners, store, list(watchers), swarms
         self.upstreams = list(upstreams)
 
     def __call__(self) -> tuple[bool, dict[str, Any]]:
         reasons = []
-        listening = {}
-        for kind, server in self.listeners.items():
+        listening: dict[str, str | None] = {"udp": None, "tcp": None}
+        for kind, server in self.listeners.servers.items():
             up = bool(server.started) and not server.closed
             listening[kind] = str(bound_address(server.socket)) if up else None
-            if not up:
-                reasons.append(f"the DNS {kind} listener is down")
+        if not self.listeners.servers:
+            reasons.append("not listening yet: waiting for the default bridge's address (-dns=bridge)")
+        reasons += [f"the DNS {kind} listener is down" for kind, address in listening.items()
+                    if address is None and self.listeners.servers]
         engines = []
         for watcher in self.watchers:
             synced = self.store.has_synced(watcher.source)

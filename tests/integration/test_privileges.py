@@ -40,3 +40,13 @@ def test_an_unknown_user_is_a_one_line_error_before_anything_starts():
                              "-nameserver=127.0.0.1:9"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["dnscock: error: -user: no user 'no-such-user-here' on this system"]
+
+
+def test_user_with_the_bridge_on_a_privileged_port_is_a_one_line_error():
+    # The bridge's address can change after root is dropped: binding there again needs a port >= 1024.
+    result = subprocess.run([sys.executable, "-m", "dnscock", "-dns=bridge", "-user=nobody",
+                             "-nameserver=127.0.0.1:9"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "dnscock: error: argument -dns/--dns: bridge:53: with -user, -dns=bridge needs a port of 1024 or more "
+        "(dnscock binds again, as that user, whenever the bridge's address changes)"]

@@ -156,3 +156,8 @@ def test_the_readme_shows_every_option_with_its_env_var():
         env_var = getattr(action, "env_var", None)
         if env_var:
             assert env_var in readme, f"README does not name {env_var}"
+
+
+@pytest.mark.parametrize(("text", "port"), [("bridge", 53), ("bridge:5353", 5353)])
+def test_dns_on_the_default_bridge(text, port):
+    assert load_config([f"-dns={text}"], {}).listen == Address("bridge", port)
