@@ -14,7 +14,13 @@ dnscock is authoritative for:
   Longer aliases below it answer, and so do the names between them, as
   empty non-terminals; any other name below an alias is not dnscock's and
   is forwarded, as before aliases had zones.
-* **the reverse name of a container's address** (PTR only).
+* **the reverse zones of the Docker networks' subnets** (``reverse_zones``:
+  octet or nibble aligned, a prefix off the boundary split, never widened):
+  a container's address has its PTR record, every other name there is
+  NXDOMAIN (or NODATA above a container's address), the apex has an SOA and
+  an NS record. They are never forwarded.
+* **the reverse name of any other container address** (PTR only; an
+  address outside its network's subnet, given by the HTTP API).
 
 Answers follow RFC 1035 / 2308 / 4074 / 8020: AA set; a name that does not
 exist is NXDOMAIN, a name that exists with no record of the asked type
@@ -32,6 +38,7 @@ REFUSED. Zone transfers (AXFR, IXFR) are not implemented: NOTIMP.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Sequence
 
@@ -40,6 +47,7 @@ from dnscock.answers import AnswerBuilder, DefaultTtl, reverse_address, srv_serv
 from dnscock.dnsname import split_name
 from dnscock.packing import QNAME, RR, Answer
 from dnscock.records import AliasPlace, Record, RecordStore, StaticRR
+from dnscock.reverse_zones import ReverseZones
 
 SERVER_LABELS = ("ns", "dnscock")  # dnscock's own name, relative to the zone: the NS target
 MAX_CHAIN = 8  # CNAMEs followed within one answer, at most
@@ -67,6 +75,8 @@ class Authority:
         self.build = AnswerBuilder(zone, default_ttl)
         self._serial = 0
         self._serial_generation = -1
+        self._reverse_zones = ReverseZones()
+        self._reverse_generation = -1
 
     def in_zone(self, labels: tuple[str, ...]) -> bool:
         zone = self.zone_labels
@@ -79,10 +89,23 @@ class Authority:
         place = self.store.alias_place(labels)
         if place.apex and (place.exists or place.wildcard):
             return True
-        if qtype == wire.TYPE_PTR:
-            address = reverse_address(labels)
-            return address is not None and self.store.has_address(address)
+        if labels and labels[-1] == "arpa":
+            if self.reverse_zones().apex_length(labels):
+                return True
+            if qtype == wire.TYPE_PTR:
+                address = reverse_address(labels)
+                return address is not None and self.store.has_address(address)
         return False
+
+    def reverse_zones(self) -> ReverseZones:
+        """The reverse zones of the table's subnets, made again when the set of subnets changes."""
+        generation = self.store.generation
+        if generation != self._reverse_generation:
+            self._reverse_generation = generation
+            subnets = frozenset(self.store.subnets())
+            if subnets != self._reverse_zones.subnets:
+                self._reverse_zones = ReverseZones(subnets)
+        return self._reverse_zones
 
     def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool,
                view: frozenset[str] = frozenset()) -> Answer | None:
@@ -100,8 +123,12 @@ class Authority:
         place = self.store.alias_place(labels)
         if place.apex and (place.exists or place.wildcard):
             return self._in_alias_zone(labels, qtype, qclass, tcp, place, owner, hops, view)
-        if qtype == wire.TYPE_PTR and qclass in (wire.CLASS_IN, wire.CLASS_ANY):
-            return self._reverse(labels, owner)
+        if labels and labels[-1] == "arpa":
+            apex_length = self.reverse_zones().apex_length(labels)
+            if apex_length:
+                return self._in_reverse_zone(labels, apex_length, qtype, qclass, owner)
+            if qtype == wire.TYPE_PTR and qclass in (wire.CLASS_IN, wire.CLASS_ANY):
+                return self._reverse(labels, owner)
         return None
 
     def serial(self) -> int:
@@ -210,6 +237,36 @@ class Authority:
             return Answer(wire.RCODE_NOERROR, authoritative, answer)
         return Answer(wire.RCODE_NOERROR, authoritative, (), [self.build.soa(self.zone_wire, self.server_wire,
                                                                             self.serial())])
+
+    def _in_reverse_zone(self, labels: tuple[str, ...], apex_length: int, qtype: int, qclass: int,
+                         owner: bytes) -> Answer:
+        refusal = _refusal(qtype, qclass)
+        if refusal is not None:
+            return refusal
+        authoritative = qclass == wire.CLASS_IN
+        build = self.build
+        zone = wire.name_to_wire(".".join(labels[len(labels) - apex_length:]))
+        address = reverse_address(labels)
+        records = self.store.by_address(address) if address else []
+        live = [record for record in records if not record.stopped]
+        if live and qtype in (wire.TYPE_PTR, wire.TYPE_ANY):
+            return Answer(wire.RCODE_NOERROR, authoritative, build.ptr(owner, live))
+        apex = apex_length == len(labels)
+        if apex and qtype in (wire.TYPE_SOA, wire.TYPE_ANY):
+            return Answer(wire.RCODE_NOERROR, authoritative, [build.soa(zone, self.server_wire, self.serial())])
+        if apex and qtype == wire.TYPE_NS:
+            return Answer(wire.RCODE_NOERROR, authoritative, [build.ns(zone, self.server_wire)])
+        exists = apex or bool(records) or (address is None and self._above_an_address(labels))
+        negative_ttl = 0 if records and not live else None  # stopped within its grace window: empty, for now
+        return Answer(wire.RCODE_NOERROR if exists else wire.RCODE_NXDOMAIN, authoritative, (),
+                      [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
+
+    def _above_an_address(self, labels: tuple[str, ...]) -> bool:
+        """Is this reverse name an empty non-terminal above a record's address (RFC 8020: not NXDOMAIN)?
+        Rare (qname minimisation asks them): a scan of the addresses."""
+        suffix = "." + ".".join(labels)
+        return any(ipaddress.ip_address(address).reverse_pointer.endswith(suffix)
+                   for address in self.store.addresses())
 
     def _reverse(self, labels: tuple[str, ...], owner: bytes) -> Answer | None:
         address = reverse_address(labels)

@@ -459,6 +459,10 @@ class RecordStore:
         """The subnets the records' addresses are in."""
         return self._index.subnets.keys()
 
+    def addresses(self) -> Iterable[str]:
+        """Every address a record holds (in Python's canonical text form)."""
+        return self._index.addresses.keys()
+
     def has_address(self, address: str) -> bool:
         return address in self._index.addresses
 

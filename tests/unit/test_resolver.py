@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import dns.flags
 import dns.message
 import dns.opcode
@@ -343,3 +345,42 @@ def test_without_split_horizon_every_client_gets_every_address():
     query = dns.message.make_query("both.img.docker", "A").to_wire()
     assert addresses(dns.message.from_wire(exchange(resolver, query, client="172.20.0.5"))) == [
         "172.20.0.2", "172.21.0.2"]
+
+
+# -- the reverse zones of the networks' subnets --
+
+ON_20 = Record("d" * 64, "web", ("web", "img"), ttl=30, ipv4=("192.168.17.5",), ipv6=("fd00:dc::5",),
+               places=(("192.168.17.5", "192.168.16.0/20", "front"), ("fd00:dc::5", "fd00:dc::/64", "front")))
+
+
+def test_reverse_zones_of_the_subnets_are_answered_never_forwarded():
+    forwarder = FakeForwarder(upstream_reply())
+    resolver, store = make_resolver([ON_20], forwarder=forwarder)
+    reply = ask(resolver, "5.17.168.192.in-addr.arpa", "PTR")
+    assert [rr.target.to_text() for rr in reply.answer[0]] == ["web.img.docker."]
+    reply = ask(resolver, ipaddress.ip_address("fd00:dc::5").reverse_pointer, "PTR")
+    assert [rr.target.to_text() for rr in reply.answer[0]] == ["web.img.docker."]
+    # Another address of the subnet: NXDOMAIN, with the SOA of the zone (a /24 of the /20), authoritative.
+    reply = ask(resolver, "6.17.168.192.in-addr.arpa", "PTR")
+    assert dns.rcode.to_text(reply.rcode()) == "NXDOMAIN" and reply.flags & dns.flags.AA
+    assert [rrset.name.to_text() for rrset in reply.authority] == ["17.168.192.in-addr.arpa."]
+    assert dns.rcode.to_text(ask(resolver, "9.31.168.192.in-addr.arpa", "PTR").rcode()) == "NXDOMAIN"
+    # Another type at a container's address, and the name between the zone and it: NODATA.
+    for name, rdtype in (("5.17.168.192.in-addr.arpa", "A"), ("0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.d.0.0.0.0.d.f.ip6.arpa",
+                                                                "PTR")):
+        reply = ask(resolver, name, rdtype)
+        assert (dns.rcode.to_text(reply.rcode()), reply.answer) == ("NOERROR", []), name
+        assert reply.authority[0].rdtype == dns.rdatatype.SOA
+    # The apex: SOA and NS.
+    reply = ask(resolver, "16.168.192.in-addr.arpa", "SOA")
+    assert reply.answer[0].rdtype == dns.rdatatype.SOA and reply.flags & dns.flags.AA
+    assert ask(resolver, "16.168.192.in-addr.arpa", "NS").answer[0][0].target.to_text() == "ns.dnscock.docker."
+    assert not forwarder.asked
+    # Outside the /20 (never widened to 168.192.in-addr.arpa): forwarded.
+    ask(resolver, "5.32.168.192.in-addr.arpa", "PTR")
+    ask(resolver, "168.192.in-addr.arpa", "SOA")
+    assert len(forwarder.asked) == 2
+    # The last container of the network gone: its zones go too.
+    store.replace_all([])
+    ask(resolver, "6.17.168.192.in-addr.arpa", "PTR")
+    assert len(forwarder.asked) == 3
