@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
@@ -35,6 +36,9 @@ from dnscock.sockets import bind_tcp, bound_address, primary_address
 from dnscock.static_records import RecordsFileError, StaticFiles
 from dnscock.swarm_watcher import SwarmOptions, Swarms
 from dnscock.upstream import Forwarder
+
+if TYPE_CHECKING:
+    from dnscock.resolved import Registration
 
 log = logging.getLogger("dnscock")
 STATUS_INTERVAL = 5.0  # seconds between two looks at what systemctl status should show
@@ -180,10 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for engine, options in zip(config.engines, engine_options)]
     if config.listen.host == BRIDGE:
         watchers[0].on_bridge = lambda gateway: listeners.move_to(Address(gateway, config.listen.port))
+    registration = open_registration(config, listeners, authority) if config.host_resolver != "none" else None
     http_server = None
     if http_socket is not None:
         http_server = build_http_server(http_socket, config, store, authority.default_ttl, resolver, forwarder,
-                                        watchers, swarms, listeners)
+                                        watchers, swarms, listeners, registration)
     if config.user:
         # Everything is bound and imported: no file needs opening as root from here on.
         try:
@@ -200,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  config.engines[0].url)
     if http_server is not None:
         http_server.start()
+    if registration is not None:
+        registration.start()
     tune_garbage_collector()
     log.info("authoritative for %s. (NS %s. at %s)", config.zone, authority.server_name,
              ", ".join(authority.ns_addresses))
@@ -216,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping.wait()
     log.info("stopping")
     notifier.stopping()
+    if registration is not None:
+        registration.stop()  # first: resolved stops sending the host's queries here
     if http_server is not None:
         http_server.stop(timeout=1)
     listeners.stop()
@@ -225,6 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     static.stop()
     forwarder.close()
     return 0
+
+
+def open_registration(config: Config, listeners: Listeners, authority: Authority) -> Registration | None:
+    """-host-resolver: the bus connection and the link, made as root (before -user); None when not registering."""
+    from dnscock.resolved import Registration
+
+    registration = Registration(config.host_resolver, config.zone, config.host_resolver_address,
+                                server=lambda: listeners.address,
+                                reverse_zones=lambda: authority.reverse_zones().names)
+    return registration if registration.open() else None
 
 
 def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWatcher], listeners: Listeners) -> None:
@@ -243,14 +262,14 @@ def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWa
 
 def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
                       resolver: Resolver, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
-                      listeners: Listeners) -> WSGIServer:
+                      listeners: Listeners, registration: Registration | None) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
     from dnscock.metrics import QueryPathView, build_registry
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
-    health = Health(listeners, store, watchers, swarms, forwarder.upstreams)
+    health = Health(listeners, store, watchers, swarms, forwarder.upstreams, registration)
     query_path = QueryPathView(
         stats=resolver.stats, upstreams=forwarder.upstreams,
         caches={"local": resolver.local_cache, "forward": resolver.forward_cache},

@@ -111,6 +111,8 @@ class Config:
     ns_address: tuple[str, ...]
     swarm: str
     swarm_poll: float
+    host_resolver: str
+    host_resolver_address: str
 
     @property
     def docker_url(self) -> str:
@@ -351,6 +353,21 @@ def parse_swarm_mode(text: str) -> str:
     return mode
 
 
+def parse_host_resolver(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("none", "resolved", "auto"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not none, resolved or auto")
+    return mode
+
+
+def parse_interface(text: str) -> str:
+    """An IP address with an optional /prefix (a /32 or /128 without one)."""
+    try:
+        return str(ipaddress.ip_interface(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address (with an optional /prefix)") from None
+
+
 def parse_label(text: str) -> str:
     """One DNS label, or "" for none."""
     label = text.strip().lower()
@@ -540,6 +557,11 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             default="auto", metavar="MODE")
     _option(parser, "swarm-poll", "seconds between two listings of a swarm's tasks (Docker has no task events)",
             type=parse_seconds, default=1.0, metavar="SECONDS")
+    _option(parser, "host-resolver", "register the domain with the host's resolver: resolved (systemd-resolved, "
+            "over D-Bus), auto (when systemd-resolved runs) or none", type=parse_host_resolver, default="none",
+            metavar="MODE")
+    _option(parser, "host-resolver-address", "address of the link dnscock makes for systemd-resolved (nothing is "
+            "sent to it)", type=parse_interface, default="169.254.53.53/32", metavar="IP[/PREFIX]")
     _option(parser, "ns-address", "address(es) of dnscock's own name, the NS of the zone (repeatable or "
             "comma-separated)", shown_default="the -dns address when it is a specific one, else the host's",
             type=parse_ips, action="append", default=None, metavar="IP")

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from prometheus_client import CollectorRegistry
@@ -39,6 +39,9 @@ from dnscock.services import (
 )
 from dnscock.sockets import bound_address
 from dnscock.swarm_watcher import Swarms
+
+if TYPE_CHECKING:
+    from dnscock.resolved import Registration
 from dnscock.upstream import Upstream
 
 log = logging.getLogger("dnscock.http")
@@ -242,9 +245,11 @@ class Health:
     """``/health``: healthy while the DNS listeners are up and the table follows every engine."""
 
     def __init__(self, listeners: Listeners, store: RecordStore, watchers: Sequence[DockerWatcher],
-                 swarms: Swarms | None = None, upstreams: Sequence[Upstream] = ()) -> None:
+                 swarms: Swarms | None = None, upstreams: Sequence[Upstream] = (),
+                 registration: Registration | None = None) -> None:
         self.listeners, self.store, self.watchers, self.swarms = listeners, store, list(watchers), swarms
         self.upstreams = list(upstreams)
+        self.registration = registration
 
     def __call__(self) -> tuple[bool, dict[str, Any]]:
         reasons = []
@@ -271,6 +276,9 @@ class Health:
             if not swarm["reading"]:
                 reasons.append(f"swarm {swarm['swarm']}: no engine of it answers ({swarm.get('failure', '')}): "
                                "serving the last known table")
+        host_resolver = self.registration.health() if self.registration is not None else None
+        if host_resolver is not None and host_resolver["mode"] == "resolved" and not host_resolver["registered"]:
+            reasons.append(f"not registered with systemd-resolved: {host_resolver['problem'] or 'not yet'}")
         document = {
             "status": "ok" if not reasons else "unavailable",
             "dns": listening,
@@ -280,6 +288,7 @@ class Health:
             "upstreams": [{"nameserver": str(upstream.address), "domain": upstream.domain or ".",
                            "up": not upstream.down} for upstream in self.upstreams],
             "records": len(self.store),
+            "host_resolver": host_resolver,
         }
         if reasons:
             document["reasons"] = reasons

@@ -56,6 +56,7 @@ class ReverseZones:
         self.subnets = frozenset(subnets)
         self.zones = {zone for subnet in self.subnets for zone in zones_of(subnet)}
         self._lengths = sorted({len(zone) for zone in self.zones})
+        self.names = sorted(".".join(zone) for zone in self.zones)
 
     def apex_length(self, labels: tuple[str, ...]) -> int:
         """How many of ``labels`` (lower case) name the zone holding the name; 0: in none of them."""

@@ -81,6 +81,16 @@ def test_containers_with_dns_on_the_bridge_resolve_each_other_and_the_world(brid
     dnscock.wait_for_answer("delta.busybox.docker", lambda reply: bool(reply.answer))
     assert lookup_from(charlie, "delta.busybox.docker") == [container_ip(delta)]
     assert lookup_from(delta, "www.example.test") == [ANSWER_IP]
+    # On a user-defined network, Docker's embedded DNS (127.0.0.11) answers the network's containers by name
+    # and forwards every other name to the --dns servers: dnscock.
+    network = engine.client.networks.create("userdefined", driver="bridge", ipam={
+        "Config": [{"Subnet": f"10.217.{engine.subnet_octet}.0/24"}]})
+    echo = engine.run(name="echo", network="userdefined", dns=[moved])
+    assert "127.0.0.11" in echo.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
+    assert lookup_from(echo, "delta.busybox.docker") == [container_ip(delta)]
+    assert lookup_from(echo, "www.example.test") == [ANSWER_IP]
+    echo.remove(force=True)
+    network.remove()
     health = requests.get(f"{dnscock.http_url}/health", timeout=5).json()
     assert health["dns"] == {"udp": f"{moved}:53", "tcp": f"{moved}:53"}
     # The image's health check finds it there too: it asks the engine where the bridge is now.
