@@ -4,6 +4,12 @@
 #   docker run -d -v /var/run/docker.sock:/var/run/docker.sock:ro \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v "$PWD/dnscock.conf:/etc/dnscock/dnscock.conf:ro" -p 53:53/udp -p 53:53/tcp dnscock
+# To register with the host's systemd-resolved (-host-resolver, README "Use it from the
+# host and from containers") it needs the host's network and system bus, a TUN device,
+# CAP_NET_ADMIN and root inside:
+#   docker run -d --network host --user 0 --cap-add NET_ADMIN --device /dev/net/tun \
+#     -v /run/dbus/system_bus_socket:/run/dbus/system_bus_socket \
+#     -v /var/run/docker.sock:/var/run/docker.sock:ro dnscock -dns=127.0.0.1:5300 -host-resolver=resolved
 ARG BASE=python:3.12-slim
 FROM ${BASE}
 

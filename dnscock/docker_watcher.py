@@ -211,9 +211,10 @@ class DockerWatcher:
         ipv4, ipv6 = split_addresses([self.options.naming.host_ip]) if self.options.naming.host_ip else gateways
         if not ipv4 and not ipv6:
             return []
-        return [Record(id=f"host:{self.url}", container="(the host)", labels=(self.options.host_name,),
-                       ipv4=ipv4, ipv6=ipv6, name=self.options.host_name, source=self.source, kind="host",
-                       exact=True)]
+        # Its one name, as an alias: no container, so never one of the records ``*.<domain>`` lists.
+        name = f"{self.options.host_name}.{self.zone}"
+        return [Record(id=f"host:{self.url}", container="(the host)", labels=(), aliases=(name,), fqdn=name,
+                       ipv4=ipv4, ipv6=ipv6, name=self.options.host_name, source=self.source, kind="host")]
 
     def _resync_every(self, client: EngineClient, interval: float) -> None:
         while True:

@@ -17,11 +17,12 @@ def ttl_of(reply) -> int:
 
 
 def metric(url: str, name: str, **labels: str) -> float:
-    """A sample's value; 0 for a counter of queries never seen (their label set does not exist yet)."""
+    """A sample's value (its labels include ``labels``: an engine's carry its URL too); 0 for a counter of
+    queries never seen (their label set does not exist yet)."""
     text = requests.get(f"{url}/metrics", timeout=5).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
+            if sample.name == name and labels.items() <= sample.labels.items():
                 return sample.value
     if name == "dnscock_queries_total":
         return 0.0
