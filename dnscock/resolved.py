@@ -15,7 +15,7 @@ with what it should hold every ``POLL`` seconds, and at once when resolved
 (re)appears on the bus (``NameOwnerChanged``), and sets it again when they
 differ: after resolved restarted with its state wiped, after the reverse
 zones changed, after somebody reverted the link, after ``-dns=bridge``
-moved. On SIGTERM/SIGINT it reverts the link, and closing the link deletes
+moved. A link somebody deleted is made again (while dnscock is root). On SIGTERM/SIGINT it reverts the link, and closing the link deletes
 it; after a SIGKILL the kernel deletes the link all the same, and resolved
 forgets it: nothing is left for a later start to clean up.
 
@@ -189,14 +189,15 @@ class Registration:
             self.registered = None
             self._warn(f"link {self.link.name}: {error}")
 
-    def _check(self) -> None:
+    def _check(self, remade: bool = False) -> None:
+        if not self.link.is_open:
+            return  # deleted, and it could not be made again: said once
         if self._connection is None:
             self._connect()
         state = self.link.state()
         if state is None:
-            self.registered = None
-            self._warn(f"link {self.link.name} was deleted by somebody: systemd-resolved no longer sends "
-                       f"{self.zone} to dnscock (restart dnscock to make it again)")
+            if not remade and self._remake_link():
+                self._check(remade=True)
             return
         if not state.has_carrier:
             self.link.set_up()
@@ -218,6 +219,20 @@ class Registration:
         self._problem = ""
         log.info("systemd-resolved %s: ~%s to %s on link %s", "registered again" if again else "registered",
                  ", ~".join(wanted.domains), wanted.server, self.link.name)
+
+    def _remake_link(self) -> bool:
+        """Somebody deleted the link: make another (as root; after -user, only say so)."""
+        self.registered = None
+        gone = self.link.name
+        self.link.close()
+        try:
+            self.link.open()
+        except OwnLinkError as error:
+            self._warn(f"link {gone} was deleted by somebody and cannot be made again ({error}): systemd-resolved "
+                       f"no longer sends {self.zone} to dnscock until it restarts")
+            return False
+        log.warning("link %s was deleted by somebody: made link %s again", gone, self.link.name)
+        return True
 
     def _wanted(self) -> Wanted | None:
         server = self.server()

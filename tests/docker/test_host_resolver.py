@@ -177,7 +177,7 @@ def test_the_host_resolves_containers_and_their_addresses_through_resolved(resol
 def test_registered_again_after_resolved_restarts_with_its_state_wiped(resolved, start_inside, docker_env, figures):
     engine = docker_env
     web = engine.run(name="web")
-    start_inside("-host-resolver=resolved")
+    dnscock = start_inside("-host-resolver=resolved")
     wait_until(lambda: registered(resolved, "docker"), what="registered")
     took = []
     for _ in range(3):
@@ -191,6 +191,16 @@ def test_registered_again_after_resolved_restarts_with_its_state_wiped(resolved,
     # Somebody reverts the link: registered again as well.
     resolved.call("RevertLink", "i", resolved.ifindex(LINK))
     figures["re-registered after RevertLink"] = wait_until(lambda: registered(resolved, "docker"), timeout=5)
+    assert figures["re-registered after RevertLink"] < FOLLOW
+    # Somebody deletes the link: dnscock makes it again and registers there.
+    old_index = resolved.ifindex(LINK)
+    resolved.ip("link", "delete", LINK)
+    figures["re-registered on a new link after the link was deleted"] = wait_until(
+        lambda: registered(resolved, "docker"), timeout=5, what="registered on a new link")
+    assert figures["re-registered on a new link after the link was deleted"] < FOLLOW
+    assert resolved.ifindex(LINK) != old_index
+    dnscock.wait_for_log(rf"link {LINK} was deleted by somebody: made link {LINK} again")
+    assert container_ip(web) in query(resolved, "web.busybox.docker").stdout
 
 
 def test_sigterm_reverts_and_deletes_the_link_sigkill_leaves_nothing_either(resolved, start_inside, docker_env):
