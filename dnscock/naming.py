@@ -254,16 +254,21 @@ def record_from_inspect(
         host = ipaddress.ip_address(options.engine_address)
         ipv4, ipv6 = ((str(host),), ()) if host.version == 4 else ((), (str(host),))
     aliases = aliases_from(alias_text, container) + _engine_aliases(inspect, options)
-    served = set(ipv4 + ipv6)
+    served = {address: address for address in ipv4 + ipv6}
     source = network_source if network_mode(inspect).startswith("container:") and network_source else inspect
-    places = tuple(place for place in address_places(source) if place[0] in served)
+    # The address strings are the ones in ipv4/ipv6, subnets and network names interned: with 10,000
+    # containers on a few networks, places cost a tuple each and little more.
+    places = tuple((served[address], sys.intern(subnet), sys.intern(network))
+                   for address, subnet, network in address_places(source) if address in served)
     metadata = tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label))
     if options.several_engines:
         metadata += (("engine", options.engine),)
     return Record(
         id=str(inspect.get("Id") or ""),
         container=container,
-        labels=tuple(label for label in split_name(name) + split_name(image) if label),
+        # The image's labels interned: 10,000 containers share a few images.
+        labels=tuple(label for label in split_name(name) if label) + tuple(
+            sys.intern(label) for label in split_name(image) if label),
         aliases=tuple(dict.fromkeys(aliases)),
         ipv4=ipv4,
         ipv6=ipv6,
@@ -275,8 +280,8 @@ def record_from_inspect(
         metadata=metadata,
         extra_names=(_compose_names(labels) if options.compose_names else ())
         + ((split_name(name),) if options.container_names and split_name(name) else ()),
-        # Interned: 10,000 containers share a few image and network names.
-        name=sys.intern(".".join(split_name(name))),
+        # Interned: 10,000 containers share a few image and network names (their own names are their own).
+        name=".".join(split_name(name)),
         image_name=sys.intern(".".join(split_name(image))),
         networks=tuple(sys.intern(str(network)) for network in sorted(
             (inspect.get("NetworkSettings") or {}).get("Networks") or {})),
