@@ -233,18 +233,23 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
     # node 2 cut off: what the manager's /tasks and /nodes say, and what the embedded DNS on node 1
     # answers, over time.
     swarm.wait_for_tasks(web, 3, predicate=lambda ts: any(swarm.task_node(x) is swarm.node2 for x in ts))
+    node_names = {swarm.node1.node_id: "node1", swarm.node2.node_id: "node2"}
+
+    def partition_view() -> dict:
+        node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
+        return {
+            "node2": [node2_view["Status"]["State"], node2_view["Status"].get("Message", "")],
+            "web_tasks": sorted([t["ID"][:6], node_names.get(t.get("NodeID"), "-"), t["DesiredState"],
+                                 t["Status"]["State"]] for t in swarm.tasks(web)),
+            "embedded_dns_tasks.web_on_node1": swarm.embedded_dns(probe, "tasks.web"),
+        }
+
     timeline = []
     last = None
     start = time.monotonic()
     swarm.disconnect()
     while time.monotonic() - start < 45:
-        node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
-        view = {
-            "node2": [node2_view["Status"]["State"], node2_view["Status"].get("Message", "")],
-            "web_tasks": sorted([t["ID"][:6], {swarm.node1.node_id: "node1", swarm.node2.node_id: "node2"}.get(t.get("NodeID"), "-"),
-                                 t["DesiredState"], t["Status"]["State"]] for t in swarm.tasks(web)),
-            "embedded_dns_tasks.web_on_node1": swarm.embedded_dns(probe, "tasks.web"),
-        }
+        view = partition_view()
         if view != last:
             timeline.append({"after_seconds": round(time.monotonic() - start, 2), **view})
             last = view
@@ -254,13 +259,7 @@ def capture_swarm(swarm: PrivateSwarm, out: Path, measurements: dict) -> None:
     start = time.monotonic()
     swarm.reconnect()
     while time.monotonic() - start < 20:
-        node2_view = next(n for n in swarm.swarm_nodes() if n["ID"] == swarm.node2.node_id)
-        view = {
-            "node2": [node2_view["Status"]["State"], node2_view["Status"].get("Message", "")],
-            "web_tasks": sorted([t["ID"][:6], {swarm.node1.node_id: "node1", swarm.node2.node_id: "node2"}.get(t.get("NodeID"), "-"),
-                                 t["DesiredState"], t["Status"]["State"]] for t in swarm.tasks(web)),
-            "embedded_dns_tasks.web_on_node1": swarm.embedded_dns(probe, "tasks.web"),
-        }
+        view = partition_view()
         if view != last:
             timeline.append({"after_reconnect_seconds": round(time.monotonic() - start, 2), **view})
             last = view
