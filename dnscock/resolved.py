@@ -103,7 +103,7 @@ class Registration:
             if self.mode == "auto":
                 log.info("-host-resolver=auto: no system bus (%s): not registering with systemd-resolved", error)
                 return False
-            self._warn(f"cannot reach the system bus: {error}; trying again")
+            # -host-resolver=resolved: the link anyway, and the first check says what is wrong with the bus.
         else:
             running = self._resolved_running()
             if self.mode == "auto" and not running:
@@ -157,8 +157,13 @@ class Registration:
 
     def _run(self) -> None:
         while True:
-            self._wait()
-            self._keep()
+            try:
+                self._wait()
+                self._keep()
+            except Exception as error:  # noqa: BLE001 - the keeper must outlive any surprise from the bus
+                log.exception("systemd-resolved registration: unexpected %s; going on", type(error).__name__)
+                self._lost(error)
+                gevent.sleep(self.poll)
 
     def _wait(self) -> None:
         """Sleeps ``poll`` seconds, or less when resolved's bus name changes owner."""
