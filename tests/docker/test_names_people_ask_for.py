@@ -119,5 +119,10 @@ def test_a_name_for_the_host(docker_env, dnscock_for, host_ip):
     assert dnscock.addresses("host.docker", "AAAA") == [g for g in gateways if ":" in g]
     ptr = dnscock.query(ipaddress.ip_address(ipv4[0]).reverse_pointer, "PTR")
     assert [rr.target.to_text() for rr in ptr.answer[0]] == ["host.docker."]
+    # Its one name only: the host is no container, and "*.docker" lists containers.
+    web = engine.run(name="web")
+    dnscock.wait_for_answer("web.busybox.docker", lambda reply: bool(reply.answer))
+    assert dnscock.addresses("*.docker") == [container_ip(web)]
+    assert rcode(dnscock.query("x.host.docker")) == "NXDOMAIN"
     off = dnscock_for(engine, "-host-name=")
     assert rcode(off.query("host.docker")) == "NXDOMAIN"
