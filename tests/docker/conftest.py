@@ -17,18 +17,23 @@ from tests.support.private_engine import EngineUnavailable, PrivateEngine
 from tests.support.swarm import PrivateSwarm
 
 
-def start_engine(prefix: str) -> PrivateEngine:
-    # Short paths: the engine's unix sockets live under its exec root (108-byte limit).
+def _start_or_skip(what: str, made, prefix: str):
+    """Starts ``made(root)`` in a fresh /tmp directory; fails in CI and skips elsewhere when it cannot start."""
+    # Short paths: an engine's unix sockets live under its exec root (108-byte limit).
     root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    engine = PrivateEngine(root)
+    started = made(root)
     try:
-        engine.start()
+        started.start()
     except EngineUnavailable as error:
         shutil.rmtree(root, ignore_errors=True)
         if os.environ.get("CI"):
-            pytest.fail(f"no private Docker engine in CI: {error}")
-        pytest.skip(f"no private Docker engine here: {error}")
-    return engine
+            pytest.fail(f"no {what} in CI: {error}")
+        pytest.skip(f"no {what} here: {error}")
+    return started
+
+
+def start_engine(prefix: str) -> PrivateEngine:
+    return _start_or_skip("private Docker engine", PrivateEngine, prefix)
 
 
 def stop_engine(engine: PrivateEngine) -> None:
@@ -45,16 +50,8 @@ def engine():
 
 def start_swarm(prefix: str = "dcs-", managers: int = 1, **kwargs) -> PrivateSwarm:
     """A private two-node swarm (tests/support/swarm.py); skips outside CI when none can be made here."""
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    swarm = PrivateSwarm(root, managers=managers, **kwargs)
-    try:
-        swarm.start()
-    except EngineUnavailable as error:
-        shutil.rmtree(root, ignore_errors=True)
-        if os.environ.get("CI"):
-            pytest.fail(f"no private Docker swarm in CI: {error}")
-        pytest.skip(f"no private Docker swarm here: {error}")
-    return swarm
+    return _start_or_skip("private Docker swarm", lambda root: PrivateSwarm(root, managers=managers, **kwargs),
+                          prefix)
 
 
 def stop_swarm(swarm: PrivateSwarm) -> None:

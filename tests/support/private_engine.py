@@ -90,7 +90,8 @@ class PrivateEngine:
 
     # -- life cycle --
 
-    def start(self, timeout: float = 60.0) -> None:
+    def _prepare(self) -> str:
+        """The dockerd to run, once its data and exec roots exist; EngineUnavailable when none can run here."""
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         if not os.path.exists(dockerd):
             raise EngineUnavailable("dockerd is not installed (apt-get install docker.io)")
@@ -98,6 +99,10 @@ class PrivateEngine:
             raise EngineUnavailable("a private dockerd needs root")
         for sub in ("data", "exec"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        return dockerd
+
+    def start(self, timeout: float = 60.0) -> None:
+        dockerd = self._prepare()
         self._create_bridge()
         log = open(self.root / "dockerd.log", "ab")
         self.process = subprocess.Popen(

@@ -158,13 +158,7 @@ class SwarmNode(PrivateEngine):
         return self.process.pid if self.process is not None else None
 
     def start(self, timeout: float = 60.0) -> None:
-        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        if not os.path.exists(dockerd):
-            raise EngineUnavailable("dockerd is not installed (apt-get install docker.io)")
-        if os.geteuid() != 0:
-            raise EngineUnavailable("a private dockerd needs root")
-        for sub in ("data", "exec"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        dockerd = self._prepare()
         # Its own config file (none of /etc/docker/daemon.json) and its own engine key,
         # so that each node has its own engine ID, as two machines would.
         config = self.root / "daemon.json"
