@@ -16,6 +16,7 @@ handshake proves the address.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import time
 from collections.abc import Iterable
@@ -42,17 +43,46 @@ class ClientFilter:
 
     def __init__(self, networks: Iterable[IPNetwork]) -> None:
         self.networks = tuple(networks)
-        self._verdicts: dict[str, bool] = {}
+        self.verdicts: dict[str, bool] = {}  # remembered per address; read directly by the query path
 
     def allows(self, host: str) -> bool:
-        verdict = self._verdicts.get(host)
+        verdict = self.verdicts.get(host)
         if verdict is None:
             address = client_address(host)
             verdict = address is not None and any(address in network for network in self.networks)
-            if len(self._verdicts) >= MEMO_LIMIT:
-                self._verdicts.clear()
-            self._verdicts[host] = verdict
+            if len(self.verdicts) >= MEMO_LIMIT:
+                self.verdicts.clear()
+            self.verdicts[host] = verdict
         return verdict
+
+
+class Verdict(enum.Enum):
+    ALLOW = "allow"
+    REFUSE = "refuse"  # outside -allow-from: REFUSED
+    SLIP = "slip"  # over -rate-limit: a truncated empty reply
+    DROP = "drop"  # over -rate-limit: nothing
+
+
+class Admission:
+    """Who gets an answer: -allow-from for every query, -rate-limit (when set) for UDP ones."""
+
+    def __init__(self, allow_from: Iterable[IPNetwork], rate: int = 0, slip: int = 2) -> None:
+        self.clients = ClientFilter(allow_from)
+        self.rate_limiter = RateLimiter(rate, slip) if rate else None
+        # The addresses -allow-from let in before (True) or not (False): with no rate limit,
+        # one lookup here admits a client seen before.
+        self.allowed = self.clients.verdicts
+
+    def check(self, host: str, tcp: bool) -> Verdict:
+        """The verdict for a query from ``host`` ("" when there is no client address: allowed)."""
+        if not host:
+            return Verdict.ALLOW
+        if not self.clients.allows(host):
+            return Verdict.REFUSE
+        if self.rate_limiter is None or tcp:
+            return Verdict.ALLOW
+        verdict = self.rate_limiter.check(host)
+        return Verdict.ALLOW if verdict == ALLOW else Verdict.SLIP if verdict == SLIP else Verdict.DROP
 
 
 ALLOW, SLIP, DROP = 0, 1, 2

@@ -1,6 +1,6 @@
-"""Wiring: options -> store, authority, watcher, forwarder, resolver, servers; then serve until a signal.
+"""Wiring: options -> store, authority, watcher, forwarder, pipeline, servers; then serve until a signal.
 
-Each part gets its own options object built here (``ResolverOptions``,
+Each part gets its own options object built here (``PipelineOptions``,
 ``WatchOptions``), never the whole ``Config``; the HTTP API and the metrics
 are handed the objects they read.
 """
@@ -31,7 +31,7 @@ from dnscock.naming import NamingOptions
 from dnscock.notify import Notifier
 from dnscock.privileges import resolve_user, switch_user
 from dnscock.records import RecordStore
-from dnscock.resolver import Resolver, ResolverOptions
+from dnscock.pipeline import Pipeline, PipelineOptions
 from dnscock.sockets import bind_tcp, bound_address, primary_address
 from dnscock.static_records import RecordsFileError, StaticFiles
 from dnscock.swarm_watcher import SwarmOptions, Swarms
@@ -90,8 +90,8 @@ def swarm_options(config: Config, tls: TlsSettings | None) -> SwarmOptions:
     return SwarmOptions(naming=naming, poll_interval=config.swarm_poll, tls=tls)
 
 
-def resolver_options(config: Config) -> ResolverOptions:
-    return ResolverOptions(
+def pipeline_options(config: Config) -> PipelineOptions:
+    return PipelineOptions(
         udp_payload=config.udp_payload,
         forward_pool=config.forward_pool,
         sync_timeout=config.sync_timeout,
@@ -113,11 +113,11 @@ def ns_addresses(config: Config) -> tuple[str, ...]:
     return (primary_address() or "127.0.0.1",)
 
 
-def build_resolver(config: Config, store: RecordStore, forwarder: Forwarder) -> Resolver:
-    """The query path for ``config`` over ``store``: the authority for the zone and the resolver."""
+def build_pipeline(config: Config, store: RecordStore, forwarder: Forwarder) -> Pipeline:
+    """The query path for ``config`` over ``store``: the authority for the zone and the pipeline."""
     default_ttl = DefaultTtl(config.ttl, on_change=store.touch)
     authority = Authority(store, config.zone, default_ttl, ns_addresses(config))
-    return Resolver(resolver_options(config), store, authority, forwarder)
+    return Pipeline(pipeline_options(config), store, authority, forwarder)
 
 
 def check_config(config: Config) -> list[WatchOptions]:
@@ -169,9 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         gevent.signal_handler(signum, stopping.set)
 
     forwarder = Forwarder(config.nameservers, config.timeout, config.max_fails, config.domain_nameservers)
-    resolver = build_resolver(config, store, forwarder)
-    authority = resolver.authority
-    listeners = Listeners(resolver, config.tcp_idle_timeout, config.tcp_connections)
+    pipeline = build_pipeline(config, store, forwarder)
+    authority = pipeline.authority
+    listeners = Listeners(pipeline, config.tcp_idle_timeout, config.tcp_connections)
     try:
         if config.listen.host != BRIDGE:
             listeners.bind(config.listen)
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registration = open_registration(config, listeners, authority) if config.host_resolver != "none" else None
     http_server = None
     if http_socket is not None:
-        http_server = build_http_server(http_socket, config, store, authority.default_ttl, resolver, forwarder,
+        http_server = build_http_server(http_socket, config, store, authority.default_ttl, pipeline, forwarder,
                                         watchers, swarms, listeners, registration)
     if config.user:
         # Everything is bound and imported: no file needs opening as root from here on.
@@ -261,7 +261,7 @@ def tell_systemd(notifier: Notifier, store: RecordStore, watchers: list[DockerWa
 
 
 def build_http_server(sock: socket.socket, config: Config, store: RecordStore, default_ttl: DefaultTtl,
-                      resolver: Resolver, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
+                      pipeline: Pipeline, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
                       listeners: Listeners, registration: Registration | None) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
@@ -271,9 +271,9 @@ def build_http_server(sock: socket.socket, config: Config, store: RecordStore, d
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
     health = Health(listeners, store, watchers, swarms, forwarder.upstreams, registration)
     query_path = QueryPathView(
-        stats=resolver.stats, upstreams=forwarder.upstreams,
-        caches={"local": resolver.local_cache, "forward": resolver.forward_cache},
-        busy=lambda: resolver.busy, pool_size=config.forward_pool,
+        stats=pipeline.stats, upstreams=forwarder.upstreams,
+        caches={"local": pipeline.caches.local, "forward": pipeline.caches.forward},
+        busy=lambda: pipeline.busy, pool_size=config.forward_pool,
     )
     registry = build_registry(query_path, store, watchers, swarms)
     app = HttpApi(store, config.zone, default_ttl, health, registry, config.http_token,

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from dnscock import wire
 from dnscock.answers import AnswerBuilder, DefaultTtl, reverse_address, srv_service
@@ -60,8 +61,27 @@ def store_name(labels: tuple[str, ...]) -> str:
     return name if name.count(".") == len(labels) - 1 else ""
 
 
+class Ask(NamedTuple):
+    """A name the authority is asked about: the query's own, or a CNAME's target on the way."""
+
+    labels: tuple[str, ...]  # lower case
+    qtype: int
+    qclass: int
+    tcp: bool
+    view: frozenset[str]  # the subnets of the table the client is in (split horizon)
+    owner: bytes = QNAME  # the owner of the records answered: the question's name, or the target's in wire form
+    hops: int = 0  # CNAMEs followed so far
+
+
+class Owner(NamedTuple):
+    """Which of dnscock's zones holds a name, as ``Authority.owner`` found it: the answer is that zone's."""
+
+    answer: Callable[[Ask, object], Answer]  # the authority's method for that kind of zone
+    detail: object = None  # what the dispatch learned on the way (an alias place, an apex length, an address)
+
+
 class Authority:
-    """Decides local answers from the record store."""
+    """Decides which names are dnscock's, and their answers, from the record store."""
 
     def __init__(self, store: RecordStore, zone: str, default_ttl: DefaultTtl, ns_addresses: Sequence[str]) -> None:
         self.store = store
@@ -77,25 +97,39 @@ class Authority:
         self._serial_generation = -1
         self._reverse_zones = ReverseZones()
         self._reverse_generation = -1
+        self._in_the_zone = Owner(self._in_zone)
+        # A name is ours only under the zone, an alias or arpa: most forwarded names end elsewhere.
+        self._zone_top = self.zone_labels[-1] if self.zone_labels else None
 
     def in_zone(self, labels: tuple[str, ...]) -> bool:
         zone = self.zone_labels
         return len(labels) >= len(zone) and labels[len(labels) - len(zone):] == zone
 
-    def owns(self, labels: tuple[str, ...], qtype: int) -> bool:
-        """Is this name dnscock's to answer (else it is forwarded)? Cheap: the forwarding path asks it per query."""
+    def owner(self, labels: tuple[str, ...], qtype: int) -> Owner | None:
+        """The one dispatch: which zone of dnscock's holds this name; None: not dnscock's, it is forwarded.
+
+        Cheap for names that are not ours: every forwarded query asks it.
+        """
+        top = labels[-1] if labels else ""
+        if top != self._zone_top and top != "arpa" and self._zone_top is not None and not self.store.under_alias(top):
+            return None
         if self.in_zone(labels):
-            return True
+            return self._in_the_zone
         place = self.store.alias_place(labels)
         if place.apex and (place.exists or place.wildcard):
-            return True
+            return Owner(self._in_alias_zone, place)
         if labels and labels[-1] == "arpa":
-            if self.reverse_zones().apex_length(labels):
-                return True
+            apex_length = self.reverse_zones().apex_length(labels)
+            if apex_length:
+                return Owner(self._in_reverse_zone, apex_length)
             if qtype == wire.TYPE_PTR:
                 address = reverse_address(labels)
-                return address is not None and self.store.has_address(address)
-        return False
+                if address is not None and self.store.has_address(address):
+                    return Owner(self._container_address, address)
+        return None
+
+    def owns(self, labels: tuple[str, ...], qtype: int) -> bool:
+        return self.owner(labels, qtype) is not None
 
     def reverse_zones(self) -> ReverseZones:
         """The reverse zones of the table's subnets, made again when the set of subnets changes."""
@@ -107,29 +141,12 @@ class Authority:
                 self._reverse_zones = ReverseZones(subnets)
         return self._reverse_zones
 
-    def answer(self, question: wire.Question, labels: tuple[str, ...], tcp: bool,
-               view: frozenset[str] = frozenset()) -> Answer | None:
-        """The local answer to ``question`` (whose lower-case labels are ``labels``), or None: not ours.
-
-        ``view`` is the subnets of the table the client is in (``views.Views``): split horizon.
-        """
-        return self._lookup(labels, question.qtype, question.qclass, tcp, QNAME, 0, view)
-
-    def _lookup(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
-                hops: int, view: frozenset[str]) -> Answer | None:
-        """The answer for ``labels``, its records owned by ``owner`` (QNAME, or a CNAME's target)."""
-        if self.in_zone(labels):
-            return self._in_zone(labels, qtype, qclass, tcp, owner, hops, view)
-        place = self.store.alias_place(labels)
-        if place.apex and (place.exists or place.wildcard):
-            return self._in_alias_zone(labels, qtype, qclass, tcp, place, owner, hops, view)
-        if labels and labels[-1] == "arpa":
-            apex_length = self.reverse_zones().apex_length(labels)
-            if apex_length:
-                return self._in_reverse_zone(labels, apex_length, qtype, qclass, owner)
-            if qtype == wire.TYPE_PTR and qclass in (wire.CLASS_IN, wire.CLASS_ANY):
-                return self._reverse(labels, owner)
-        return None
+    def answer(self, ask: Ask, owner: Owner) -> Answer:
+        """The answer to ``ask``, from the zone ``owner`` (what ``owner(ask.labels, ask.qtype)`` gave)."""
+        refusal = _refusal(ask.qtype, ask.qclass)
+        if refusal is not None:
+            return refusal
+        return owner.answer(ask, owner.detail)
 
     def serial(self) -> int:
         generation = self.store.generation
@@ -140,15 +157,11 @@ class Authority:
 
     # -- the zones --
 
-    def _in_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, owner: bytes,
-                 hops: int, view: frozenset[str]) -> Answer:
-        refusal = _refusal(qtype, qclass)
-        if refusal is not None:
-            return refusal
-        authoritative = qclass == wire.CLASS_IN
+    def _in_zone(self, ask: Ask, _: object) -> Answer:
+        labels, qtype = ask.labels, ask.qtype
         relative = labels[:len(labels) - len(self.zone_labels)]
         if relative == SERVER_LABELS:
-            return self._server(qtype, tcp, authoritative, owner)
+            return self._server(ask)
         service = srv_service(relative) if qtype == wire.TYPE_SRV else None
         records = self.store.match(service[2] if service else relative)
         aliased = self.store.by_alias(store_name(labels))
@@ -164,24 +177,20 @@ class Authority:
                 and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
             if not exists and place.wildcard:  # a name no container or alias has: a wildcard alias covers it
                 records = self.store.records_of(place.wildcard)
-        return self._answer(qtype, tcp, records, service, self.zone_wire, not relative, exists, authoritative,
-                            owner, hops, view)
+        return self._answer(ask, Found(records, self.zone_wire, not relative, exists, service))
 
-    def _in_alias_zone(self, labels: tuple[str, ...], qtype: int, qclass: int, tcp: bool, place: AliasPlace,
-                       owner: bytes, hops: int, view: frozenset[str]) -> Answer:
-        refusal = _refusal(qtype, qclass)
-        if refusal is not None:
-            return refusal
+    def _in_alias_zone(self, ask: Ask, place: AliasPlace) -> Answer:
+        labels = ask.labels
         apex_labels = labels[len(labels) - place.apex:]
         records = self.store.by_alias(store_name(labels)) if place.exists else self.store.records_of(place.wildcard)
-        return self._answer(qtype, tcp, records, None, wire.name_to_wire(".".join(apex_labels)),
-                            place.apex == len(labels), place.exists, qclass == wire.CLASS_IN, owner, hops, view)
+        return self._answer(ask, Found(records, wire.name_to_wire(".".join(apex_labels)), place.apex == len(labels),
+                                       place.exists))
 
-    def _answer(self, qtype: int, tcp: bool, records: list[Record], service: tuple[int, str, tuple[str, ...]] | None,
-                zone: bytes, apex: bool, exists: bool, authoritative: bool, owner: bytes = QNAME,
-                hops: int = 0, view: frozenset[str] = frozenset()) -> Answer:
-        """The answer for a name of ``zone`` that exists when ``exists``, holding ``records``."""
-        build = self.build
+    def _answer(self, ask: Ask, found: Found) -> Answer:
+        """The answer for a name that ``found`` tells about."""
+        build, qtype, tcp, owner, view = self.build, ask.qtype, ask.tcp, ask.owner, ask.view
+        records = found.records
+        authoritative = ask.qclass == wire.CLASS_IN
         live = [record for record in records if not record.stopped]
         negative_ttl = 0 if records and not live else None  # stopped within its grace window: empty, for now
         answer: list[RR] = []
@@ -189,19 +198,19 @@ class Authority:
         if live:
             cname = next((rr for record in live for rr in record.static if rr.rtype == wire.TYPE_CNAME), None)
             if cname is not None and qtype != wire.TYPE_CNAME:
-                return self._through(cname, [record for record in live if cname in record.static], qtype, tcp,
-                                     authoritative, owner, hops, view)
+                return self._through(ask, cname, [record for record in live if cname in record.static])
             if qtype == wire.TYPE_A or qtype == wire.TYPE_AAAA or (qtype == wire.TYPE_ANY and tcp):
                 answer = build.addresses(owner, live, qtype, view)
             elif qtype == wire.TYPE_ANY:
                 answer = build.minimal_any(owner, live, view)
             elif qtype == wire.TYPE_TXT:
                 answer = build.txt(owner, live)
-            elif qtype == wire.TYPE_SRV and service is not None:
-                answer, additional = build.srv(owner, live, service[0], service[1], view)
+            elif qtype == wire.TYPE_SRV and found.service is not None:
+                answer, additional = build.srv(owner, live, found.service[0], found.service[1], view)
             if qtype == wire.TYPE_ANY and tcp or qtype not in (wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_ANY):
                 answer += build.static(owner, live, qtype)
-        if apex:
+        zone = found.zone
+        if found.apex:
             if qtype == wire.TYPE_SOA or (qtype == wire.TYPE_ANY and not answer):
                 answer = [build.soa(zone, self.server_wire, self.serial())]
             elif qtype == wire.TYPE_NS:
@@ -210,47 +219,45 @@ class Authority:
                     additional = build.server_addresses(self.server_wire, self.ns_addresses, wire.TYPE_ANY)
         if answer:
             return Answer(wire.RCODE_NOERROR, authoritative, answer, (), additional)
-        rcode = wire.RCODE_NOERROR if exists or records or apex else wire.RCODE_NXDOMAIN
+        rcode = wire.RCODE_NOERROR if found.exists or records or found.apex else wire.RCODE_NXDOMAIN
         return Answer(rcode, authoritative, (), [build.soa(zone, self.server_wire, self.serial(), negative_ttl)])
 
-    def _through(self, cname: StaticRR, records: list[Record], qtype: int, tcp: bool, authoritative: bool,
-                 owner: bytes, hops: int, view: frozenset[str]) -> Answer:
+    def _through(self, ask: Ask, cname: StaticRR, records: list[Record]) -> Answer:
         """A CNAME, and the chain behind it as far as dnscock knows it (RFC 1034 §4.3.2); a target that is
         not ours is left for the client's resolver to follow."""
-        first = RR(owner, wire.TYPE_CNAME, self.build.ttl(records), cname.rdata)
+        authoritative = ask.qclass == wire.CLASS_IN
+        first = RR(ask.owner, wire.TYPE_CNAME, self.build.ttl(records), cname.rdata)
         target = split_name(cname.target)
-        if hops >= MAX_CHAIN:
+        owner = self.owner(target, ask.qtype) if ask.hops < MAX_CHAIN else None
+        if owner is None:
             return Answer(wire.RCODE_NOERROR, authoritative, [first])
-        behind = self._lookup(target, qtype, wire.CLASS_IN, tcp, wire.name_to_wire(cname.target), hops + 1, view)
-        if behind is None:
-            return Answer(wire.RCODE_NOERROR, authoritative, [first])
+        behind = self.answer(Ask(target, ask.qtype, wire.CLASS_IN, ask.tcp, ask.view,
+                                 wire.name_to_wire(cname.target), ask.hops + 1), owner)
         # The rcode is the last name's (RFC 6604): NXDOMAIN when the chain ends at no name.
         return Answer(behind.rcode, authoritative and behind.authoritative, [first, *behind.answer],
                       behind.authority, behind.additional)
 
-    def _server(self, qtype: int, tcp: bool, authoritative: bool, owner: bytes) -> Answer:
+    def _server(self, ask: Ask) -> Answer:
         """dnscock's own name: the NS addresses."""
-        answer = self.build.server_addresses(owner, self.ns_addresses, qtype)
-        if qtype == wire.TYPE_ANY and not tcp:
+        authoritative = ask.qclass == wire.CLASS_IN
+        answer = self.build.server_addresses(ask.owner, self.ns_addresses, ask.qtype)
+        if ask.qtype == wire.TYPE_ANY and not ask.tcp:
             answer = [rr for rr in answer if rr.rtype == answer[0].rtype]  # one RRset over UDP (RFC 8482)
         if answer:
             return Answer(wire.RCODE_NOERROR, authoritative, answer)
         return Answer(wire.RCODE_NOERROR, authoritative, (), [self.build.soa(self.zone_wire, self.server_wire,
                                                                             self.serial())])
 
-    def _in_reverse_zone(self, labels: tuple[str, ...], apex_length: int, qtype: int, qclass: int,
-                         owner: bytes) -> Answer:
-        refusal = _refusal(qtype, qclass)
-        if refusal is not None:
-            return refusal
-        authoritative = qclass == wire.CLASS_IN
+    def _in_reverse_zone(self, ask: Ask, apex_length: int) -> Answer:
+        labels, qtype = ask.labels, ask.qtype
+        authoritative = ask.qclass == wire.CLASS_IN
         build = self.build
         zone = wire.name_to_wire(".".join(labels[len(labels) - apex_length:]))
         address = reverse_address(labels)
         records = self.store.by_address(address) if address else []
         live = [record for record in records if not record.stopped]
         if live and qtype in (wire.TYPE_PTR, wire.TYPE_ANY):
-            return Answer(wire.RCODE_NOERROR, authoritative, build.ptr(owner, live))
+            return Answer(wire.RCODE_NOERROR, authoritative, build.ptr(ask.owner, live))
         apex = apex_length == len(labels)
         if apex and qtype in (wire.TYPE_SOA, wire.TYPE_ANY):
             return Answer(wire.RCODE_NOERROR, authoritative, [build.soa(zone, self.server_wire, self.serial())])
@@ -268,12 +275,20 @@ class Authority:
         return any(ipaddress.ip_address(address).reverse_pointer.endswith(suffix)
                    for address in self.store.addresses())
 
-    def _reverse(self, labels: tuple[str, ...], owner: bytes) -> Answer | None:
-        address = reverse_address(labels)
-        records = self.store.by_address(address) if address else []
-        if not records:
-            return None  # not a container's address: someone else's reverse zone
-        return Answer(wire.RCODE_NOERROR, True, self.build.ptr(owner, records))
+    def _container_address(self, ask: Ask, address: str) -> Answer:
+        """The PTR of a container's address outside the reverse zones (an address the HTTP API gave)."""
+        return Answer(wire.RCODE_NOERROR, ask.qclass == wire.CLASS_IN,
+                      self.build.ptr(ask.owner, self.store.by_address(address)))
+
+
+class Found(NamedTuple):
+    """What a zone found for a name, for ``Authority._answer``."""
+
+    records: list[Record]
+    zone: bytes  # the apex of the zone holding it, in wire form
+    apex: bool  # the name is that apex
+    exists: bool  # the name exists (records, or names below it)
+    service: tuple[int, str, tuple[str, ...]] | None = None  # an SRV question's (port, protocol, name)
 
 
 def _refusal(qtype: int, qclass: int) -> Answer | None:

@@ -1,55 +1,108 @@
-"""Bounded caches of whole wire-format replies, served without parsing or packing.
+"""The reply caches: whole wire-format replies served without parsing or packing, and the one policy over them.
 
 A cached reply is a template: a later query with the same key gets the
-template with its own id, flags (``wire.reply_flags``: its RD and CD, Z
-clear) and question spliced in. The question differs at most in letter
-case, so it has the same length and every offset in the template holds;
-answer owner names point at the question (message compression), so they
-echo the name as asked, and no other name points into it (``packing``).
-What the query decides beyond that is in the key: the transport's size
-limit, EDNS0 and its DO bit (echoed in the OPT record), and the AD and CD
-bits, which change what a validating upstream answers (RFC 4035 §3.2.2:
-a CD=1 answer may hold data that failed validation, RFC 6840 §5.9). Each
-reply is also kept under the exact bytes of the query that got it, so that
-a repeated query is answered with one dict lookup and no parsing at all.
+template with its own id, flags (``wire.spliced``: its RD and CD, Z clear)
+and question put in. The question differs at most in letter case, so it
+has the same length and every offset in the template holds; answer owner
+names point at the question (message compression), so they echo the name
+as asked, and no other name points into it (``packing``). What the query
+decides beyond that is in the key (``ReplyCaches.key``): the transport's
+size limit, EDNS0 and its DO bit (echoed in the OPT record), and the AD and
+CD bits, which change what a validating upstream answers (RFC 4035 §3.2.2:
+a CD=1 answer may hold data that failed validation, RFC 6840 §5.9).
 
-* Local answers are valid for one generation of the record store and are
-  dropped when it changes.
-* Forwarded answers live for their smallest TTL (RFC 1035 §7.3), negative
-  ones for the SOA minimum (RFC 2308 §5), and their TTLs count down as they
-  are served. SERVFAIL, truncated and unreadable replies are never cached.
+``ReplyCaches`` is the policy, in one place:
+
+* two keys per reply: the question's key, and the exact bytes of the UDP
+  query that got it (but the id), so that a repeated query is answered with
+  one dict lookup and no parsing at all (``exact``). TCP queries use the
+  question's key only: the same bytes over TCP may get a larger reply,
+  which must never go back over UDP;
+* local answers depend on the client's split-horizon view: their keys
+  carry the view's tag (b"" for the view of everyone);
+* local answers are good for one generation of the record store and are
+  dropped when it changes;
+* forwarded answers live for their smallest TTL (RFC 1035 §7.3), negative
+  ones for the SOA minimum (RFC 2308 §5), and their TTLs count down as
+  they are served. They are looked up by question only for names the
+  dispatch has just found not to be dnscock's; by exact bytes, only while
+  the table is the one they were last found good for (an alias that came
+  since may have taken the name over). SERVFAIL, truncated and unreadable
+  replies are never cached.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from dnscock import wire
+from dnscock.query import Query
+from dnscock.records import RecordStore
+from dnscock.stats import CACHED, LOCAL, counter_key
 
-# Two kinds of key: the query's bytes after its id (an exact match, found without
-# parsing), or (lower-case wire name, qtype, qclass, reply limit, EDNS0 present, DO bit, AD and CD bits).
+# Two kinds of key: the query's bytes after its id (and a view's tag), or
+# (labels, qtype, qclass, reply limit, EDNS0 present, DO bit, AD and CD bits) (and a view's tag).
 CacheKey = bytes | tuple
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 3600  # RFC 2308 §5 suggests one to three hours
-_CACHEABLE_RCODES = (0, 3)  # NOERROR, NXDOMAIN
+_CACHEABLE_RCODES = (wire.RCODE_NOERROR, wire.RCODE_NXDOMAIN)
 _TTL = struct.Struct("!I")
-_FLAGS = struct.Struct("!H")
 
 
 @dataclass(slots=True)
 class CachedReply:
+    """A forwarded answer: its TTLs count down as it is served, until it expires."""
+
     template: bytes
     ttl_offsets: tuple[int, ...] = ()
     ttls: tuple[int, ...] = ()
     stored: float = 0.0
     expires: float = float("inf")
-    generation: int = 0  # the record store generation it was last checked against
-    qtype: int = 0  # the question's type, for the query counters
+    generation: int = 0  # the record store generation it was last found good for
+    counter: int = 0  # the reply's qtype and rcode, as the query counters key them
     # The template with its TTLs counted down, for the whole second it stays right.
     counted_second: int = field(default=-1, compare=False)
     counted: bytes = field(default=b"", compare=False)
+    path: ClassVar[str] = CACHED  # the counters' path of a reply served from here
+
+    def reply_to(self, query: bytes, now: float | None = None) -> bytes:
+        """The reply to ``query`` (an exact match of the entry's query but for the id); TTLs counted down to
+        ``now``."""
+        if not self.ttl_offsets:
+            return query[:2] + self.template[2:]
+        elapsed = int((time.monotonic() if now is None else now) - self.stored)
+        if elapsed != self.counted_second:
+            counted = bytearray(self.template)
+            for offset, ttl in zip(self.ttl_offsets, self.ttls):
+                _TTL.pack_into(counted, offset, max(0, ttl - elapsed))
+            self.counted, self.counted_second = bytes(counted[2:]), elapsed
+        return query[:2] + self.counted
+
+    def rewritten(self, template: bytes) -> CachedReply:
+        return replace(self, template=template, counted_second=-1, counted=b"")
+
+
+@dataclass(slots=True)
+class LocalReply:
+    """A local answer, good for one generation of the table: nothing counts down."""
+
+    template: bytes
+    counter: int = 0
+    rest: bytes = b""  # the template but its id: what every reply to the same bytes ends in
+    path: ClassVar[str] = LOCAL
+
+    def __post_init__(self) -> None:
+        self.rest = self.template[2:]
+
+    def reply_to(self, query: bytes, now: float | None = None) -> bytes:
+        return query[:2] + self.rest
+
+    def rewritten(self, template: bytes) -> LocalReply:
+        return LocalReply(template, self.counter)
 
 
 class ReplyCache:
@@ -59,59 +112,122 @@ class ReplyCache:
         self.max_entries = max_entries
         # An OrderedDict drops its oldest entry in constant time; next(iter(dict)) would
         # walk over every slot deleted before it.
-        self._entries: OrderedDict[CacheKey, CachedReply] = OrderedDict()
+        self.entries: OrderedDict[CacheKey, CachedReply | LocalReply] = OrderedDict()
         self.generation = -1  # for the local cache: the store generation its entries belong to
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
-    def get(self, key: CacheKey, now: float) -> CachedReply | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires <= now:
-            del self._entries[key]
+    def get(self, key: CacheKey, now: float) -> CachedReply | LocalReply | None:
+        entry = self.entries.get(key)
+        if entry is not None and entry.path is CACHED and entry.expires <= now:  # a LocalReply never expires
+            del self.entries[key]
             return None
         return entry
 
-    def put(self, key: CacheKey, entry: CachedReply) -> None:
+    def put(self, key: CacheKey, entry: CachedReply | LocalReply) -> None:
         if self.max_entries <= 0:
             return
-        if key not in self._entries and len(self._entries) >= self.max_entries:
-            self._entries.popitem(last=False)
-        self._entries[key] = entry
+        if key not in self.entries and len(self.entries) >= self.max_entries:
+            self.entries.popitem(last=False)
+        self.entries[key] = entry
 
     def discard(self, key: CacheKey) -> None:
-        self._entries.pop(key, None)
+        self.entries.pop(key, None)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.entries.clear()
 
 
-def key(question: wire.Question, limit: int) -> tuple:
-    """The key of the replies a query may share with others (``limit``: its reply size limit)."""
-    return (question.name.lower(), question.qtype, question.qclass, limit, question.edns_payload is not None,
-            question.dnssec_ok, question.flags & (wire.AD | wire.CD))
+class ReplyCaches:
+    """The local and the forward cache, and when each of their replies may answer a query."""
+
+    def __init__(self, local_size: int, forward_size: int, store: RecordStore) -> None:
+        self.local = ReplyCache(local_size)
+        self.forward = ReplyCache(forward_size)
+        self.store = store
+        self.enabled = local_size > 0 or forward_size > 0
+
+    def exact(self, data: bytes, tag: bytes) -> CachedReply | LocalReply | None:
+        """The reply kept for exactly these bytes (but the id) from a client of the view ``tag``, still good."""
+        rest = data[2:]
+        local = self.local
+        if local.generation == self.store.generation:
+            entry = local.entries.get(rest + tag if tag else rest)
+            if entry is not None:
+                return entry
+        forward = self.forward
+        if forward.max_entries:
+            entry = forward.entries.get(rest)
+            if entry is not None and entry.generation == self.store.generation and entry.expires > time.monotonic():
+                return entry
+        return None
+
+    @staticmethod
+    def key(query: Query) -> tuple:
+        """The key of the replies a query may share with others (its size limit decided already)."""
+        opt = query.opt
+        return (query.labels, query.qtype, query.qclass, query.limit, opt is not None,
+                opt is not None and opt.dnssec_ok, query.flags & (wire.AD | wire.CD))
+
+    def local_reply(self, query: Query) -> LocalReply | None:
+        """A local reply kept for the question and the client's view, rewritten for this query."""
+        local = self.local
+        generation = self.store.generation
+        if local.generation != generation:
+            local.clear()
+            local.generation = generation
+        tag = query.view.tag
+        entry = local.entries.get(query.key + (tag,) if tag else query.key)
+        if entry is None:
+            return None
+        exact = for_query(entry, query)
+        if not query.tcp:
+            local.put(query.data[2:] + tag, exact)
+        return exact
+
+    def forwarded_reply(self, query: Query) -> CachedReply | None:
+        """A forwarded reply kept for the question, rewritten for this query; the name is not dnscock's (the
+        dispatch said so just now), so the entry is good for the table as it is."""
+        forward = self.forward
+        entry = forward.get(query.key, time.monotonic())
+        if entry is None:
+            return None
+        entry.generation = self.store.generation
+        exact = for_query(entry, query)
+        if not query.tcp:
+            forward.put(query.data[2:], exact)
+        return exact
+
+    def keep_local(self, query: Query, reply: bytes) -> None:
+        """Keeps a local answer made from the table of ``query.generation`` (unless the table changed since)."""
+        local = self.local
+        if query.generation != local.generation or not local.max_entries:
+            return
+        entry = LocalReply(reply, counter_key(query.qtype, reply))
+        tag = query.view.tag
+        local.put(query.key + (tag,) if tag else query.key, entry)
+        if not query.tcp:
+            local.put(query.data[2:] + tag, entry)
+
+    def keep_forwarded(self, query: Query, reply: bytes, infos: list[wire.RecordInfo] | None) -> None:
+        """Keeps an upstream's answer (as relayed to ``query``) for as long as its TTLs say, if at all."""
+        forward = self.forward
+        if not forward.max_entries:
+            return
+        entry = forwarded_entry(reply, time.monotonic(), infos, query.qtype)
+        if entry is not None:
+            entry.generation = query.generation
+            forward.put(query.key, entry)
+            if not query.tcp:
+                forward.put(query.data[2:], entry)
 
 
-def for_query(entry: CachedReply, question: wire.Question, query: bytes) -> CachedReply:
+def for_query(entry: CachedReply | LocalReply, query: Query) -> CachedReply | LocalReply:
     """The entry rewritten for exactly this query: its flags and its question, as asked."""
-    template = entry.template
-    flags = wire.reply_flags(question.flags, template[2] << 8 | template[3])
-    rewritten = (template[:2] + _FLAGS.pack(flags) + template[4:wire.HEADER_LENGTH]
-                 + query[wire.HEADER_LENGTH:question.end] + template[question.end:])
-    return replace(entry, template=rewritten, counted_second=-1, counted=b"")
-
-
-def render(entry: CachedReply, query: bytes, now: float) -> bytes:
-    """The reply to ``query`` (an exact match of the entry's query but for the id)."""
-    if not entry.ttl_offsets:
-        return query[:2] + entry.template[2:]
-    elapsed = int(now - entry.stored)
-    if elapsed != entry.counted_second:
-        counted = bytearray(entry.template)
-        for offset, ttl in zip(entry.ttl_offsets, entry.ttls):
-            _TTL.pack_into(counted, offset, max(0, ttl - elapsed))
-        entry.counted, entry.counted_second = bytes(counted), elapsed
-    return query[:2] + entry.counted[2:]
+    data, end = query.data, query.end
+    spliced = wire.spliced(data, entry.template)
+    return entry.rewritten(spliced[:wire.HEADER_LENGTH] + data[wire.HEADER_LENGTH:end] + spliced[end:])
 
 
 def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | None = None,
@@ -137,17 +253,17 @@ def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | Non
     answer_ttl = MAX_POSITIVE_TTL
     holds_the_type = qtype == wire.TYPE_ANY
     negative_ttl = None
-    for ttl_offset, rtype, ttl, rdata_offset, rdlength, section in infos:
+    for _, ttl_offset, rtype, ttl, rdata_offset, rdlength, section in infos:
         if rtype == wire.TYPE_OPT:
             if rdlength:
                 return None  # EDNS options (a server cookie, say) are meant for one client
             continue
         ttl_offsets.append(ttl_offset)
         ttls.append(ttl)
-        if section == 1:
+        if section == wire.ANSWER:
             answer_ttl = min(answer_ttl, ttl)
             holds_the_type = holds_the_type or rtype == qtype
-        elif section == 2 and rtype == wire.TYPE_SOA:
+        elif section == wire.AUTHORITY and rtype == wire.TYPE_SOA:
             minimum = wire.soa_minimum(reply, rdata_offset, rdlength)
             if minimum is not None:
                 limit = min(ttl, minimum)
@@ -162,4 +278,5 @@ def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | Non
         return None
     if lifetime <= 0:
         return None
-    return CachedReply(reply, tuple(ttl_offsets), tuple(ttls), now, now + lifetime)
+    return CachedReply(reply, tuple(ttl_offsets), tuple(ttls), now, now + lifetime,
+                       counter=counter_key(qtype, reply))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from dnscock.config import Address
-from dnscock.resolver import Resolver
+from dnscock.pipeline import Pipeline
 from dnscock.server import TcpServer, UdpServer
 from dnscock.sockets import bind_pair, bound_address
 
@@ -23,8 +23,8 @@ BRIDGE = "bridge"  # -dns=bridge[:PORT]: the host of the listen address is the e
 
 
 class Listeners:
-    def __init__(self, resolver: Resolver, tcp_idle_timeout: float, tcp_connections: int) -> None:
-        self.resolver = resolver
+    def __init__(self, pipeline: Pipeline, tcp_idle_timeout: float, tcp_connections: int) -> None:
+        self.pipeline = pipeline
         self.tcp_idle_timeout = tcp_idle_timeout
         self.tcp_connections = tcp_connections
         self.servers: dict[str, UdpServer | TcpServer] = {}
@@ -38,8 +38,8 @@ class Listeners:
         except OSError as error:
             raise OSError(f"cannot listen on {address}: {error.strerror or error}") from None
         self.servers = {
-            "udp": UdpServer(udp_socket, self.resolver),
-            "tcp": TcpServer(tcp_socket, self.resolver, self.tcp_idle_timeout, self.tcp_connections),
+            "udp": UdpServer(udp_socket, self.pipeline),
+            "tcp": TcpServer(tcp_socket, self.pipeline, self.tcp_idle_timeout, self.tcp_connections),
         }
         self.wanted, self.address = address, bound_address(udp_socket)
 

@@ -2,11 +2,13 @@
 
 The one home of:
 
-* the size of a reply: ``limit`` (``Question.reply_limit``) is never
+* the size of a reply: ``query.limit`` (``Query.reply_limit``) is never
   exceeded. Records are dropped from the end, whole, and TC is set when an
   answer or authority record had to go; additional records (addresses of
   SRV and NS targets) are dropped without TC, since the answer is complete
-  without them (RFC 2181 §9);
+  without them (RFC 2181 §9). An upstream's answer larger than the client
+  can take (it came over TCP, the client asked over UDP) is relayed as an
+  empty reply with TC, so that the client asks again over TCP (``relayed``);
 * the OPT record of a reply: present when the query had one, with our
   payload size and the query's DO bit (RFC 6891 §7, RFC 3225 §3), and the
   upper bits of an extended rcode (BADVERS);
@@ -26,11 +28,12 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from dnscock import wire
+from dnscock.query import Query
 
 QNAME = b""  # as an owner: the question's name, as asked (a pointer to offset 12)
 _POINTER_TO_QUESTION = b"\xc0\x0c"
 _MAX_POINTER = 0x3FFF
-_RR_FIXED = struct.Struct("!HHIH")
+_POINTER = struct.Struct("!H")
 
 
 class Name(bytes):
@@ -75,7 +78,7 @@ class _Writer:
             suffix = name[offset:]
             pointer = names.get(suffix)
             if pointer is not None:
-                out += struct.pack("!H", 0xC000 | pointer)
+                out += _POINTER.pack(0xC000 | pointer)
                 return
             if len(out) <= _MAX_POINTER:
                 names[suffix] = len(out)
@@ -88,7 +91,7 @@ class _Writer:
         out = self.out
         self.name(rr.owner)
         start = len(out)
-        out += _RR_FIXED.pack(rr.rtype, wire.CLASS_IN, rr.ttl, 0)
+        out += wire.RR_FIXED.pack(rr.rtype, wire.CLASS_IN, rr.ttl, 0)
         rdata = rr.rdata
         if isinstance(rdata, tuple):
             for piece in rdata:
@@ -98,7 +101,7 @@ class _Writer:
                     out += piece
         else:
             out += rdata
-        struct.pack_into("!H", out, start + 8, len(out) - start - 10)
+        _POINTER.pack_into(out, start + 8, len(out) - start - 10)
 
     def rollback(self, mark: int) -> None:
         """Forgets everything written from ``mark`` on (a record that did not fit)."""
@@ -119,17 +122,17 @@ class _Writer:
         return count, True
 
 
-def pack_reply(query: wire.Question, raw: bytes, answer: Answer, limit: int, udp_payload: int, *,
-               truncated: bool = False) -> bytes:
-    """The reply to ``query`` (read from ``raw``) saying ``answer``, in at most ``limit`` bytes.
+def pack_reply(query: Query, answer: Answer, udp_payload: int, *, truncated: bool = False) -> bytes:
+    """The reply to ``query`` saying ``answer``, in at most ``query.limit`` bytes.
 
     ``truncated`` sets TC whatever fits (an upstream answer too large for
     the client: it is to ask again over TCP).
     """
+    data = query.data
     out = bytearray(wire.HEADER_LENGTH)
-    out += raw[wire.HEADER_LENGTH:query.end]
-    edns = query.edns_payload is not None
-    budget = limit - (wire.OPT_LENGTH if edns else 0)
+    out += data[wire.HEADER_LENGTH:query.end]
+    opt = query.opt
+    budget = query.limit - (wire.OPT_LENGTH if opt is not None else 0)
     writer = _Writer(out)
     ancount, complete = writer.section(answer.answer, budget)
     nscount = arcount = 0
@@ -139,9 +142,18 @@ def pack_reply(query: wire.Question, raw: bytes, answer: Answer, limit: int, udp
             arcount, _ = writer.section(answer.additional, budget)  # optional: no TC when it does not fit
     if not complete:
         truncated = True
-    if edns:
-        out += wire.opt_record(udp_payload, query.dnssec_ok, answer.rcode)
+    if opt is not None:
+        out += wire.opt_record(udp_payload, opt.dnssec_ok, answer.rcode)
         arcount += 1
     flags = wire.RA | (wire.AA if answer.authoritative else 0) | (wire.TC if truncated else 0) | (answer.rcode & 0xF)
-    struct.pack_into("!HHHHHH", out, 0, query.id, wire.reply_flags(query.flags, flags), 1, ancount, nscount, arcount)
+    wire.HEADER.pack_into(out, 0, data[0] << 8 | data[1], wire.reply_flags(query.flags, flags), 1, ancount, nscount,
+                          arcount)
     return bytes(out)
+
+
+def relayed(query: Query, answer: bytes, udp_payload: int) -> bytes:
+    """An upstream's ``answer`` as the reply to ``query``: its header spliced on, or TC when too large for it."""
+    if len(answer) > query.limit:
+        # The upstream answered by TCP, the client asked by UDP: tell it to come by TCP.
+        return pack_reply(query, Answer(wire.rcode(answer), False), udp_payload, truncated=True)
+    return wire.spliced(query.data, answer)

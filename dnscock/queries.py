@@ -1,23 +1,24 @@
 """Reading the queries the hand reader leaves: dnslib parses them, and the RFCs decide what they get.
 
-``wire.parse_question`` reads plain queries (one question, at most one OPT
-record, nothing else) without a library. Everything else comes here: a
+``Query.read`` reads plain queries (one question, at most one OPT record,
+nothing else) without a library. Everything else comes here: a
 response, another opcode, no question or several, records in the answer or
 authority section, more additional records (a TSIG, a second OPT), a
 compressed question name, or bytes that are not DNS at all.
-``read_query`` returns the ``wire.Question`` of a query dnscock can
-answer, like the hand reader's, or an ``Unanswerable`` with the reply it
+``read_query`` fills in the question of a query dnscock can answer, as
+the hand reader does, or returns an ``Unanswerable`` with the reply it
 gets:
 
 * a response, or fewer bytes than a header: nothing (answering a response
   could start a loop);
 * an opcode other than QUERY: NOTIMP, a bare header (RFC 1035 §4.1.1;
   genreport's opcode test);
-* a message dnslib cannot read, or that breaks RFC 1035's limits (labels
-  of 64 octets and more, names over 255): FORMERR, a bare header;
-* no question or several, a compressed question name, more than one OPT
-  record, an OPT record outside the additional section or with a name
-  other than the root (RFC 6891 §6.1.1): FORMERR with the first question.
+* a message dnslib cannot read: FORMERR, a bare header;
+* no question or several, a question name that breaks RFC 1035's limits
+  (labels of 64 octets and more, names over 255) or is compressed, more
+  than one OPT record, an OPT record outside the additional section or with
+  a name other than the root (RFC 6891 §6.1.1): FORMERR, with the first
+  question when it is readable.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import NamedTuple
 from dnslib import DNSRecord
 
 from dnscock import wire
+from dnscock.query import Query
 
 
 class Unanswerable(NamedTuple):
@@ -39,11 +41,12 @@ class Unanswerable(NamedTuple):
 _MASK_HIGH_OCTETS = bytes.maketrans(bytes(range(0x80, 0x100)), b"?" * 0x80)
 
 
-def read_query(data: bytes) -> wire.Question | Unanswerable:
-    fields = wire.header_fields(data)
-    if fields is None:
+def read_query(query: Query) -> Unanswerable | None:
+    """Fills in the question of ``query`` as ``Query.read`` would, or says why it gets no answer of its own."""
+    data = query.data
+    if len(data) < wire.HEADER_LENGTH:
         return Unanswerable(None, "malformed")
-    message_id, flags = fields
+    flags = wire.flags_of(data)
     if flags & wire.QR:
         return Unanswerable(None, "response")
     if wire.opcode(flags):
@@ -52,22 +55,21 @@ def read_query(data: bytes) -> wire.Question | Unanswerable:
     if message is None:
         return Unanswerable(wire.error_reply(data, wire.RCODE_FORMERR), "malformed")
     end = wire.question_end(data)
-    options = [rr for rr in message.ar if rr.rtype == wire.TYPE_OPT]
-    if (
-        len(message.questions) != 1
-        or end is None
-        or len(options) > 1
-        or any(rr.rtype == wire.TYPE_OPT for rr in message.rr + message.auth)
-        or (options and options[0].rname.label != ())
-    ):
+    infos = wire.records(data) if end is not None else None
+    options = [info for info in infos or () if info.rtype == wire.TYPE_OPT]
+    if len(message.questions) != 1 or end is None or infos is None or len(options) > 1:
         return Unanswerable(wire.short_reply(data, wire.RCODE_FORMERR), "malformed")
-    qtype, qclass = int.from_bytes(data[end - 4:end - 2], "big"), int.from_bytes(data[end - 2:end], "big")
-    if not options:
-        return wire.Question(message_id, flags, data[wire.HEADER_LENGTH:end - 4], qtype, qclass, end, None, 0, False)
-    # The OPT record's class is the payload size, its TTL holds the version and the DO bit.
-    opt = options[0]
-    return wire.Question(message_id, flags, data[wire.HEADER_LENGTH:end - 4], qtype, qclass, end, opt.rclass,
-                         (opt.ttl >> 16) & 0xFF, bool(opt.ttl & wire.EDNS_DO))
+    opt = None
+    if options:
+        found = wire.read_opt(data, options[0].owner_offset)
+        if found is None or options[0].section != wire.ADDITIONAL:
+            return Unanswerable(wire.short_reply(data, wire.RCODE_FORMERR), "malformed")
+        opt = found[0]
+    labels, name_end = wire.read_name(data, wire.HEADER_LENGTH)
+    query.flags, query.labels, query.end, query.opt = flags, labels, end, opt
+    query.qtype = data[name_end] << 8 | data[name_end + 1]
+    query.qclass = data[name_end + 2] << 8 | data[name_end + 3]
+    return None
 
 
 def _parse(data: bytes) -> DNSRecord | None:
@@ -82,13 +84,6 @@ def _parse(data: bytes) -> DNSRecord | None:
 
 def _parse_as_is(data: bytes) -> DNSRecord | None:
     try:
-        message = DNSRecord.parse(data)
+        return DNSRecord.parse(data)
     except Exception:  # dnslib raises several kinds on malformed input
         return None
-    # dnslib reads labels longer than 63 octets (and so names over 255) without complaint.
-    for question in message.questions:
-        labels = question.qname.label
-        octets = sum(len(label) + 1 for label in labels) + 1
-        if any(len(label) > 63 for label in labels) or octets > wire.MAX_NAME_OCTETS:
-            return None
-    return message

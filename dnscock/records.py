@@ -421,9 +421,10 @@ class RecordStore:
         """Records carrying the alias ``name`` (lower case, no trailing dot)."""
         return self._sorted(self._index.aliases.get(name, ()))
 
-    def has_alias(self, name: str) -> bool:
-        """Cheaper than ``by_alias`` when only the yes or no matters (the forwarding fast path)."""
-        return name in self._index.aliases
+    def under_alias(self, top: str) -> bool:
+        """Could a name whose last label is ``top`` be an alias or below one (else ``alias_place`` finds nothing)?"""
+        children = self._index.alias_root.children
+        return children is not None and (top in children or WILDCARD in children)
 
     def alias_place(self, labels: tuple[str, ...]) -> AliasPlace:
         """How ``labels`` (a whole name, lower case) relates to the aliases.

@@ -1,8 +1,9 @@
-"""Transport only: sockets that read DNS messages, hand them to the resolver, send replies.
+"""Transport only: sockets that read DNS messages, hand them to the pipeline, send replies.
 
-The datagram server calls ``handle`` inside its read loop (``spawn=None``):
-the resolver answers local names at once and runs whatever must wait in
-greenlets of its own bounded pool, so a handler never blocks the loop.
+The datagram server hands each datagram to ``Pipeline.datagram`` inside its
+read loop (``spawn=None``): the pipeline answers local names at once and
+runs whatever must wait in greenlets of its own bounded pool or as
+exchanges driven by the event loop, so a datagram never blocks the loop.
 
 The stream server (RFC 7766) serves each connection in a greenlet from a
 bounded pool: 2-byte length framing, several queries per connection whose
@@ -19,28 +20,29 @@ import gevent.lock
 from gevent.server import DatagramServer, StreamServer
 
 from dnscock import wire
-from dnscock.resolver import Resolver
+from dnscock.pipeline import Pipeline
+from dnscock.query import Query
 from dnscock.sockets import framed, read_message
 
 log = logging.getLogger("dnscock.server")
 
 
 class UdpServer(DatagramServer):
-    """DNS over UDP (RFC 1035 §4.2.1)."""
+    """DNS over UDP (RFC 1035 §4.2.1): the pipeline's transport for datagrams."""
 
     # Datagrams read per wake-up of the read loop before other greenlets get a turn.
     max_accept = 256
 
-    def __init__(self, sock: socket.socket, resolver: Resolver) -> None:
+    def __init__(self, sock: socket.socket, pipeline: Pipeline) -> None:
         super().__init__(sock, spawn=None)
-        self.resolver = resolver
+        self.pipeline = pipeline
 
     def _do_read(self) -> None:
         # Replaces gevent's generic accept loop (a pool check, a delay reset and two
         # calls per datagram) by the tight loop DNS needs: read until the socket is
         # empty, answer each datagram in place. Runs in the hub: nothing here may block.
         receive = self._socket.recvfrom
-        handle = self.handle
+        datagram = self.pipeline.datagram
         for _ in range(self.max_accept):
             try:
                 data, address = receive(65535)
@@ -49,45 +51,40 @@ class UdpServer(DatagramServer):
             except OSError as error:
                 log.debug("receive failed: %s", error)
                 return
-            handle(data, address)
+            try:
+                datagram(data, address, self)
+            except Exception:  # a bug must cost one SERVFAIL, never the server
+                log.exception("failed to handle a message from %s", address[0])
+                error_reply = wire.error_reply(data, wire.RCODE_SERVFAIL)
+                if error_reply is not None:
+                    self.send_to(error_reply, address)
 
     def handle(self, data: bytes, address: tuple) -> None:
-        reply = _Reply(self._socket, address)
+        """One datagram (gevent's contract; the read loop above hands them over itself)."""
+        self.pipeline.datagram(data, address, self)
+
+    def send(self, query: Query, reply: bytes) -> None:
+        self.send_to(reply, query.address)
+
+    def send_to(self, reply: bytes, address: tuple) -> None:
+        """Sends without ever blocking: a full buffer drops the reply, as UDP may."""
         try:
-            self.resolver.handle(data, False, reply, address[0])
-        except Exception:  # a bug must cost one SERVFAIL, never the server
-            log.exception("failed to handle a message from %s", address[0])
-            error = wire.error_reply(data, wire.RCODE_SERVFAIL)
-            if error is not None:
-                reply(error)
-
-
-class _Reply:
-    """Sends one reply to one client, without ever blocking (a full buffer drops it, as UDP may)."""
-
-    __slots__ = ("sock", "address")
-
-    def __init__(self, sock: socket.socket, address: tuple) -> None:
-        self.sock, self.address = sock, address
-
-    def __call__(self, reply: bytes) -> None:
-        try:
-            self.sock.sendto(reply, self.address)
+            self._socket.sendto(reply, address)
         except OSError as error:
-            log.debug("cannot send a reply to %s: %s", self.address[0], error)
+            log.debug("cannot send a reply to %s: %s", address[0], error)
 
 
 class TcpServer(StreamServer):
     """DNS over TCP (RFC 7766)."""
 
-    def __init__(self, sock: socket.socket, resolver: Resolver, idle_timeout: float, max_connections: int) -> None:
+    def __init__(self, sock: socket.socket, pipeline: Pipeline, idle_timeout: float, max_connections: int) -> None:
         # A pool as spawn: past max_connections, new connections wait in the backlog.
         super().__init__(sock, spawn=max_connections)
-        self.resolver = resolver
+        self.pipeline = pipeline
         self.idle_timeout = idle_timeout
 
     def handle(self, conn: socket.socket, address: tuple) -> None:
-        connection = _TcpConnection(conn, address, self.resolver, self.idle_timeout)
+        connection = _TcpConnection(conn, address, self.pipeline, self.idle_timeout)
         try:
             connection.serve()
         except Exception:
@@ -97,8 +94,10 @@ class TcpServer(StreamServer):
 
 
 class _TcpConnection:
-    def __init__(self, conn: socket.socket, address: tuple, resolver: Resolver, idle_timeout: float) -> None:
-        self.conn, self.address, self.resolver, self.idle_timeout = conn, address, resolver, idle_timeout
+    """One client's connection: several queries in flight, answered in any order (the pipeline's transport)."""
+
+    def __init__(self, conn: socket.socket, address: tuple, pipeline: Pipeline, idle_timeout: float) -> None:
+        self.conn, self.address, self.pipeline, self.idle_timeout = conn, address, pipeline, idle_timeout
         self.write_lock = gevent.lock.Semaphore()
         self.in_flight = 0
         self.drained = gevent.event.Event()
@@ -115,23 +114,20 @@ class _TcpConnection:
                 break  # not even a header: nothing to answer, and the stream is out of step
             self.in_flight += 1
             self.drained.clear()
-            if not self.resolver.handle(data, True, self._respond, self.address[0]):
+            if not self.pipeline.stream(data, self.address, self):
                 self._answered()
         # The client may have sent its last query and half-closed: answer what is in flight.
         self.drained.wait(self.idle_timeout)
 
-    def _respond(self, reply: bytes) -> None:
-        self.send(reply)
+    def send(self, query: Query, reply: bytes) -> None:
+        with self.write_lock:
+            try:
+                self.conn.sendall(framed(reply))
+            except OSError as error:
+                log.debug("cannot send a TCP reply to %s: %s", self.address[0], error)
         self._answered()
 
     def _answered(self) -> None:
         self.in_flight -= 1
         if not self.in_flight:
             self.drained.set()
-
-    def send(self, reply: bytes) -> None:
-        with self.write_lock:
-            try:
-                self.conn.sendall(framed(reply))
-            except OSError as error:
-                log.debug("cannot send a TCP reply to %s: %s", self.address[0], error)

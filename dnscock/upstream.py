@@ -1,21 +1,22 @@
 """Forwarding to upstream nameservers: one failover plan, UDP and TCP as its drivers, health.
 
-A forwarded query is an ``_Exchange``: the plan that tries the nameservers
-in order within the overall timeout, each getting an equal share of what
-is left. No answer, an unreadable answer, or FORMERR / SERVFAIL / NOTIMP /
-REFUSED from one of them moves on to the next; when none gives an answer
-the exchange ends with ``None`` and the resolver answers SERVFAIL. Every
-outcome reaches the caller one way, through its ``done`` callback.
+A forwarded query carries its own exchange (``Query``'s forwarding slots):
+the plan tries the nameservers in order within the overall timeout, each
+getting an equal share of what is left. No answer, an unreadable answer,
+or FORMERR / SERVFAIL / NOTIMP / REFUSED from one of them moves on to the
+next; when none gives an answer the exchange ends with ``None`` and the
+pipeline answers SERVFAIL. Every outcome reaches the caller one way,
+through the ``done`` it submitted the query with.
 
 The plan has two drivers:
 
 * UDP: each upstream gets one connected UDP socket shared by every query
-  forwarded to it. A query is sent with an id of its own; the socket's
-  read watcher hands each reply to the exchange waiting for that id (and
-  that question); one loop timer sweeps the attempts that ran out of time.
-  No greenlet waits on a UDP query: at tens of thousands of queries a
-  second, a greenlet switch and a timeout object per query cost more than
-  the rest of the work.
+  forwarded to it. A query is sent with a random id of its own; the
+  socket's read watcher hands each reply to the query waiting for that id
+  and that question; one loop timer sweeps the attempts that ran out of
+  time. No greenlet, timer or closure is made for a UDP query: at tens of
+  thousands of queries a second, each would cost more than the rest of the
+  work.
 * TCP, for queries that came by TCP and for a UDP answer that came back
   truncated (asked again over TCP within the same upstream's share): one
   greenlet per attempt.
@@ -33,7 +34,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import gevent
-import gevent.event
 from dnslib import DNSRecord
 from gevent import socket as gsocket
 
@@ -41,22 +41,24 @@ from dnscock import wire
 from dnscock.config import Address
 from dnscock.dnsname import split_name
 from dnscock.errors import DnscockError
+from dnscock.query import Query
 from dnscock.sockets import framed, grow_receive_buffer, read_message
 
 log = logging.getLogger("dnscock.upstream")
 
 # Upstream answers that mean "this server failed", not "this is the answer".
-_FAILURE_RCODES = frozenset({1, 2, 4, 5})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
+_FAILURE_RCODES = frozenset({wire.RCODE_FORMERR, wire.RCODE_SERVFAIL, wire.RCODE_NOTIMP, wire.RCODE_REFUSED})
 _MAX_MESSAGE = 65535
 _READS_PER_WAKEUP = 256
-_SWEEP_INTERVAL = 0.01  # how often timed-out exchanges are looked for (seconds)
+_SWEEP_INTERVAL = 0.01  # how often timed-out attempts are looked for (seconds)
 PROBE_QUERY = bytes(DNSRecord.question(".", "NS").pack())
 PROBE_FIRST, PROBE_MAX = 0.5, 30.0
+_MALFORMED = "a malformed reply"
 
-# Called once per forwarded query: (the upstream's reply as it came, its id ours and not the client's,
-# or None; what went wrong; where the reply's records sit, as the check for malformed replies found
-# them, so that no one reads them again).
-Done = Callable[[bytes | None, str, list[wire.RecordInfo] | None], None]
+# Called once per forwarded query: (the query; the upstream's reply as it came, its id ours and not the
+# client's, or None; what went wrong; where the reply's records sit, as the check for malformed replies
+# found them, so that no one reads them again).
+Done = Callable[[Query, bytes | None, str, list[wire.RecordInfo] | None], None]
 
 
 class UpstreamError(DnscockError):
@@ -67,57 +69,41 @@ class UpstreamError(DnscockError):
         self.timed_out = timed_out
 
 
-class _Pending:
-    """What a UDP channel needs of a query in flight: its bytes and whom to tell."""
-
-    __slots__ = ("outgoing", "question_end", "on_reply", "on_error")
-
-    def __init__(self, outgoing: bytes, question_end: int, on_reply: Callable[[bytes], None],
-                 on_error: Callable[[str], None]) -> None:
-        self.outgoing, self.question_end, self.on_reply, self.on_error = outgoing, question_end, on_reply, on_error
-
-
 class _UdpChannel:
-    """One connected UDP socket to one upstream, read by an event-loop watcher."""
+    """One connected UDP socket to one upstream, read by an event-loop watcher; the queries waiting on it by id."""
 
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, forwarder: Forwarder) -> None:
         self.address = address
+        self.forwarder = forwarder
         # A plain non-blocking socket: it is only ever read when the loop says it is readable.
         self._socket = _socket.socket(address.family, _socket.SOCK_DGRAM)
         self._socket.setblocking(False)
         grow_receive_buffer(self._socket)  # replies to a burst of forwarded queries arrive together
         self._socket.connect((address.host, address.port))
-        self._pending: dict[int, _Pending] = {}
+        self.pending: dict[int, Query] = {}
         self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
         self._watcher.start(self._on_readable)
 
-    def send(self, query: bytes, on_reply: Callable[[bytes], None], on_error: Callable[[str], None],
-             question_end: int | None = None) -> int:
-        """Sends ``query`` under a fresh id; returns the id (for ``forget``). Raises OSError.
-
-        ``question_end``, when the caller knows it, spares parsing the question again.
-        """
-        message_id = self._free_id()
-        outgoing = wire.with_id(query, message_id)
-        self._socket.send(outgoing)
-        end = question_end or wire.question_end(query) or wire.HEADER_LENGTH
-        self._pending[message_id] = _Pending(outgoing, end, on_reply, on_error)
-        return message_id
-
-    def forget(self, message_id: int) -> None:
-        self._pending.pop(message_id, None)
-
-    def _free_id(self) -> int:
-        while True:
+    def send(self, query: Query) -> None:
+        """Sends ``query`` under a fresh random id, not one in flight; raises OSError."""
+        pending = self.pending
+        message_id = random.getrandbits(16)
+        while message_id in pending:
             message_id = random.getrandbits(16)
-            if message_id not in self._pending:
-                return message_id
+        self._socket.send(wire.with_id(query.data, message_id))
+        query.message_id = message_id
+        pending[message_id] = query
+
+    def forget(self, query: Query) -> None:
+        if self.pending.get(query.message_id) is query:
+            del self.pending[query.message_id]
 
     def _on_readable(self) -> None:
         # Runs in the hub: nothing here may block, and a bug must not stop the watcher.
+        receive = self._socket.recv
         for _ in range(_READS_PER_WAKEUP):
             try:
-                reply = self._socket.recv(_MAX_MESSAGE)
+                reply = receive(_MAX_MESSAGE)
             except BlockingIOError:
                 return
             except ConnectionRefusedError:
@@ -134,37 +120,36 @@ class _UdpChannel:
                 log.exception("upstream %s: failed to handle a reply", self.address)
 
     def _dispatch(self, reply: bytes) -> None:
-        fields = wire.header_fields(reply)
-        if fields is None or not fields[1] & wire.QR:
+        if len(reply) < wire.HEADER_LENGTH or not reply[2] & 0x80:  # QR: only a response answers
             log.debug("upstream %s: dropped %d bytes that are no DNS reply", self.address, len(reply))
             return
-        pending = self._pending.get(fields[0])
-        if pending is None or not (
-            reply[wire.HEADER_LENGTH:pending.question_end] == pending.outgoing[wire.HEADER_LENGTH:pending.question_end]
-            or wire.same_question(pending.outgoing, reply)
-        ):
+        message_id = reply[0] << 8 | reply[1]
+        query = self.pending.get(message_id)
+        if query is None or not wire.same_question(query.data, reply, query.end):
             log.debug("upstream %s: dropped a reply with an unknown id or question", self.address)
             return
-        del self._pending[fields[0]]
-        pending.on_reply(reply)
+        del self.pending[message_id]
+        self.forwarder.udp_reply(query, reply)
 
     def _fail_all(self, problem: str) -> None:
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            entry.on_error(problem)
+        pending, self.pending = self.pending, {}
+        for query in pending.values():
+            self.forwarder.udp_failed(query, problem)
 
     def close(self) -> None:
         self._watcher.stop()
         self._watcher.close()
         self._socket.close()
-        self._pending.clear()
+        self.pending.clear()
 
 
 class Upstream:
     """One upstream nameserver: its UDP channel, TCP asks, and whether it seems alive."""
 
-    def __init__(self, address: Address, max_fails: int, probe_timeout: float, domain: str = "") -> None:
+    def __init__(self, address: Address, forwarder: Forwarder, max_fails: int, probe_timeout: float,
+                 domain: str = "") -> None:
         self.address = address
+        self.forwarder = forwarder
         self.domain = domain  # the names it is asked for: "" every name no other upstream's domain covers
         self.max_fails = max_fails
         self.probe_timeout = probe_timeout
@@ -183,22 +168,26 @@ class Upstream:
         if self._udp is None:
             if self._closed:
                 raise OSError(f"upstream {self.address} is closed")
-            self._udp = _UdpChannel(self.address)
+            self._udp = _UdpChannel(self.address, self.forwarder)
         return self._udp
 
     def ask_udp(self, query: bytes, timeout: float) -> bytes:
-        """Blocks the calling greenlet for one UDP exchange (used by probes)."""
-        result = gevent.event.AsyncResult()
-        message_id = self.channel().send(query, result.set, lambda problem: result.set_exception(OSError(problem)))
+        """Blocks the calling greenlet for one UDP exchange on a socket of its own (probes); raises UpstreamError."""
+        query = wire.with_id(query, random.getrandbits(16))
+        end = wire.question_end(query) or wire.HEADER_LENGTH
         try:
-            return result.get(timeout=timeout)
+            with gevent.Timeout(timeout), gsocket.socket(self.address.family, gsocket.SOCK_DGRAM) as sock:
+                sock.connect((self.address.host, self.address.port))
+                sock.send(query)
+                while True:
+                    reply = sock.recv(_MAX_MESSAGE)
+                    if len(reply) >= wire.HEADER_LENGTH and reply[:2] == query[:2] \
+                            and wire.same_question(query, reply, end):
+                        return reply
         except gevent.Timeout:
-            raise UpstreamError(f"{self.address}: no answer within {timeout:.2f}s") from None
+            raise UpstreamError(f"{self.address}: no answer within {timeout:.2f}s", timed_out=True) from None
         except OSError as error:
-            raise UpstreamError(f"{self.address}: {error}") from None
-        finally:
-            if self._udp is not None:
-                self._udp.forget(message_id)
+            raise UpstreamError(f"{self.address}: {error.strerror or error}") from None
 
     def ask_tcp(self, query: bytes, timeout: float) -> bytes:
         """Blocks the calling greenlet for one TCP exchange; raises UpstreamError."""
@@ -214,25 +203,31 @@ class Upstream:
             raise UpstreamError(f"{self.address}: no answer over TCP within {timeout:.2f}s", timed_out=True) from None
         except OSError as error:
             raise UpstreamError(f"{self.address} over TCP: {error.strerror or error}") from None
-        if len(reply) < wire.HEADER_LENGTH or reply[:2] != query[:2] or not wire.same_question(query, reply):
+        end = wire.question_end(query) or wire.HEADER_LENGTH
+        if len(reply) < wire.HEADER_LENGTH or reply[:2] != query[:2] or not wire.same_question(query, reply, end):
             raise UpstreamError(f"{self.address}: a TCP answer to another question")
         return reply
 
     # -- health --
 
-    def judge(self, reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
-        """Books a reply: ("" when it may reach the client, else why not; its records).
+    def judge(self, reply: bytes, keep_records: bool = True) -> tuple[str, list[wire.RecordInfo] | None]:
+        """Books a reply: ("" when it may reach the client, else why not; its records, when ``keep_records``).
 
         A malformed reply counts as a failure, a refusal as a sign of life.
         """
-        problem, infos = _unusable(reply)
-        if problem:
+        rcode = reply[3] & wire.RCODE_MASK
+        if rcode in _FAILURE_RCODES:
             self.errors += 1
-        if problem == _MALFORMED:
-            self.failed()  # as good as no answer
-        else:
             self.succeeded()  # alive, if perhaps unwilling
-        return problem, infos
+            return f"answered rcode {rcode}", None
+        infos = wire.records(reply, keep_records)
+        if infos is None:
+            self.errors += 1
+            self.failed()  # as good as no answer
+            return _MALFORMED, None
+        if self.fails:
+            self.succeeded()
+        return "", infos if keep_records else None
 
     def ask_failed(self, error: UpstreamError) -> None:
         """Books an exchange that got no reply at all."""
@@ -247,6 +242,7 @@ class Upstream:
         if self.down:
             self.down = False
             log.warning("upstream %s answers again", self.address)
+            self.forwarder.health_changed()
 
     def failed(self) -> None:
         self.fails += 1
@@ -254,6 +250,7 @@ class Upstream:
             self.down = True
             log.warning("upstream %s left %d queries in a row unanswered: skipped until it answers a probe",
                         self.address, self.fails)
+            self.forwarder.health_changed()
             if self._probe is None or self._probe.dead:
                 self._probe = gevent.spawn(self._probe_until_up)
 
@@ -263,9 +260,9 @@ class Upstream:
         while self.down:
             gevent.sleep(delay)
             try:
-                if _unusable(self.ask_udp(PROBE_QUERY, self.probe_timeout))[0] == _MALFORMED:
+                if wire.records(self.ask_udp(PROBE_QUERY, self.probe_timeout)) is None:
                     raise UpstreamError(f"{self.address}: {_MALFORMED}")
-            except (UpstreamError, OSError) as error:
+            except UpstreamError as error:
                 log.debug("probe of %s: %s", self.address, error)
                 delay = min(delay * 2, PROBE_MAX)
                 continue
@@ -280,113 +277,17 @@ class Upstream:
             self._udp = None
 
 
-_MALFORMED = "a malformed reply"
+class _Group:
+    """The upstreams for one domain (or the default ones), and those of them not down."""
 
+    __slots__ = ("upstreams", "live")
 
-def _unusable(reply: bytes) -> tuple[str, list[wire.RecordInfo] | None]:
-    """Why an upstream's reply must not reach the client ("" when it may), and its records."""
-    if wire.rcode(reply) in _FAILURE_RCODES:
-        return f"answered rcode {wire.rcode(reply)}", None
-    infos = wire.records(reply)
-    return ("" if infos is not None else _MALFORMED), infos
+    def __init__(self, upstreams: list[Upstream]) -> None:
+        self.upstreams = upstreams
+        self.live = list(upstreams)
 
-
-class _Exchange:
-    """One forwarded query on its way through the upstreams: the failover plan, whatever the transport."""
-
-    __slots__ = ("forwarder", "query", "question_end", "done", "candidates", "position", "deadline", "problems",
-                 "attempt_deadline", "upstream", "message_id", "tcp")
-
-    def __init__(self, forwarder: Forwarder, query: bytes, done: Done, candidates: list[Upstream],
-                 question_end: int | None, tcp: bool) -> None:
-        self.forwarder, self.query, self.done, self.candidates = forwarder, query, done, candidates
-        self.question_end = question_end
-        self.tcp = tcp
-        self.position = 0
-        self.deadline = time.monotonic() + forwarder.timeout
-        self.problems: list[str] = []
-        self.attempt_deadline = 0.0
-        self.upstream: Upstream | None = None
-        self.message_id = -1
-
-    def try_next(self) -> None:
-        while self.position < len(self.candidates):
-            upstream = self.candidates[self.position]
-            self.position += 1
-            now = time.monotonic()
-            remaining = self.deadline - now
-            if remaining <= 0:
-                break
-            # Share what is left among the servers not yet tried.
-            self.attempt_deadline = now + remaining / (len(self.candidates) - self.position + 1)
-            self.upstream = upstream
-            upstream.queries += 1
-            if self.tcp:
-                gevent.spawn(self._over_tcp)
-                return
-            try:
-                self.message_id = upstream.channel().send(self.query, self.on_reply, self.on_error, self.question_end)
-            except OSError as error:
-                self._failed(UpstreamError(f"{upstream.address}: {error.strerror or error}"))
-                continue
-            self.forwarder.watch(self)
-            return
-        self.finish(None, "; ".join(self.problems) or "no time left to ask an upstream")
-
-    # -- the UDP driver: called from the event loop --
-
-    def on_reply(self, reply: bytes) -> None:
-        self.forwarder.unwatch(self)
-        if reply[2] << 8 & wire.TC:  # the whole answer needs TCP, which needs a greenlet
-            log.debug("upstream %s: truncated UDP answer, asking again over TCP", self.upstream.address)
-            gevent.spawn(self._over_tcp)
-            return
-        self._judged(reply)
-
-    def on_error(self, problem: str) -> None:
-        self.forwarder.unwatch(self)
-        self._failed(UpstreamError(f"{self.upstream.address}: {problem}"))
-        self.try_next()
-
-    def on_timeout(self) -> None:
-        self.upstream.channel().forget(self.message_id)
-        self._failed(UpstreamError(f"{self.upstream.address}: no answer in time", timed_out=True))
-        self.try_next()
-
-    # -- the TCP driver: a greenlet --
-
-    def _over_tcp(self) -> None:
-        # Within this upstream's share of the time, so that the next one still gets its turn.
-        upstream = self.upstream
-        budget = max(0.0, min(self.attempt_deadline, self.deadline) - time.monotonic())
-        try:
-            reply = upstream.ask_tcp(self.query, budget)
-        except UpstreamError as error:
-            self._failed(error)
-            self.try_next()
-            return
-        self._judged(reply)
-
-    # -- outcomes --
-
-    def _judged(self, reply: bytes) -> None:
-        problem, infos = self.upstream.judge(reply)
-        if problem:
-            self.problems.append(f"{self.upstream.address}: {problem}")
-            self.try_next()
-            return
-        self.finish(reply, "", infos)
-
-    def _failed(self, error: UpstreamError) -> None:
-        self.upstream.ask_failed(error)
-        self.problems.append(str(error))
-
-    def finish(self, reply: bytes | None, problem: str, infos: list[wire.RecordInfo] | None = None) -> None:
-        self.forwarder.in_flight -= 1
-        try:
-            self.done(reply, problem, infos)
-        except Exception:
-            log.exception("failed to deliver a forwarded answer")
+    def refresh(self) -> None:
+        self.live = [upstream for upstream in self.upstreams if not upstream.down]
 
 
 class Forwarder:
@@ -399,45 +300,24 @@ class Forwarder:
     def __init__(self, nameservers: Sequence[Address], timeout: float, max_fails: int = 3,
                  domain_nameservers: Sequence[tuple[str, Sequence[Address]]] = ()) -> None:
         self.timeout = timeout
-        self._default = [Upstream(address, max_fails, timeout) for address in nameservers]
-        self._domains = {split_name(domain): [Upstream(address, max_fails, timeout, domain) for address in servers]
+        self._default = _Group([Upstream(address, self, max_fails, timeout) for address in nameservers])
+        self._domains = {split_name(domain): _Group([Upstream(address, self, max_fails, timeout, domain)
+                                                     for address in servers])
                          for domain, servers in domain_nameservers}
         self._domain_lengths = sorted({len(labels) for labels in self._domains}, reverse=True)
-        self.upstreams = self._default + [upstream for group in self._domains.values() for upstream in group]
+        self.upstreams = self._default.upstreams + [upstream for group in self._domains.values()
+                                                    for upstream in group.upstreams]
         self.in_flight = 0  # exchanges not yet finished
-        # UDP attempts in flight, swept by one loop timer (cheaper than a timer each). At most
-        # forward_pool of them, and only while queries are in flight.
-        self._attempts: dict[int, _Exchange] = {}
-        self._sweeper = None
-
-    def watch(self, exchange: _Exchange) -> None:
-        self._attempts[id(exchange)] = exchange
-        if self._sweeper is None:
-            self._sweeper = gevent.get_hub().loop.timer(_SWEEP_INTERVAL, _SWEEP_INTERVAL)
-            self._sweeper.start(self._sweep)
-
-    def unwatch(self, exchange: _Exchange) -> None:
-        self._attempts.pop(id(exchange), None)
-
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        expired = [exchange for exchange in self._attempts.values() if exchange.attempt_deadline <= now]
-        for exchange in expired:
-            self.unwatch(exchange)
-            try:
-                exchange.on_timeout()
-            except Exception:
-                log.exception("failed to time out a forwarded query")
-        if not self._attempts and self._sweeper is not None:
-            self._stop_sweeper()
-
-    def _stop_sweeper(self) -> None:
-        self._sweeper.stop()
-        self._sweeper.close()
+        self.keep_records = True  # hand ``done`` where the reply's records sit (a forward cache wants them)
+        # UDP attempts in flight are swept by one loop timer (cheaper than a timer each), running
+        # only while queries are in flight.
         self._sweeper = None
 
     def group_for(self, labels: Sequence[str]) -> list[Upstream]:
         """The upstreams for a name (its lower-case labels): its longest domain's, else the default ones."""
+        return self._group(labels).upstreams
+
+    def _group(self, labels: Sequence[str]) -> _Group:
         for length in self._domain_lengths:
             if len(labels) >= length:
                 group = self._domains.get(tuple(labels[len(labels) - length:]))
@@ -445,21 +325,139 @@ class Forwarder:
                     return group
         return self._default
 
-    def submit(self, query: bytes, done: Done, tcp: bool = False, question_end: int | None = None,
-               labels: Sequence[str] = ()) -> None:
-        """Forwards ``query`` (for the name of ``labels``) without blocking; ``done`` is called once, later or now.
+    def health_changed(self) -> None:
+        """An upstream went down or came back: the groups' lists of live upstreams are made again."""
+        self._default.refresh()
+        for group in self._domains.values():
+            group.refresh()
 
-        Over TCP when ``tcp`` (the client came by TCP), else over UDP (and
-        TCP after a truncated answer). ``question_end``, when the caller
-        knows it, spares reading the question again.
+    # -- the plan --
+
+    def submit(self, query: Query, done: Done) -> None:
+        """Forwards ``query`` without blocking; ``done`` is called once, later or now.
+
+        Over TCP when ``query.tcp`` (the client came by TCP), else over UDP
+        (and TCP after a truncated answer).
         """
         self.in_flight += 1
-        candidates = [upstream for upstream in self.group_for(labels) if not upstream.down]
-        exchange = _Exchange(self, query, done, candidates, question_end, tcp)
-        if not candidates:
-            exchange.finish(None, "every upstream is down (probing them in the background)")
+        query.done = done
+        query.candidates = (self._group(query.labels) if self._domain_lengths else self._default).live
+        query.position = 0
+        query.problems = None
+        query.deadline = time.monotonic() + self.timeout
+        if not query.candidates:
+            self._finish(query, None, "every upstream is down (probing them in the background)")
             return
-        exchange.try_next()
+        self._try_next(query)
+
+    def _try_next(self, query: Query) -> None:
+        candidates = query.candidates
+        while query.position < len(candidates):
+            upstream = candidates[query.position]
+            query.position += 1
+            now = time.monotonic()
+            remaining = query.deadline - now
+            if remaining <= 0:
+                break
+            # Share what is left among the servers not yet tried.
+            query.attempt_deadline = now + remaining / (len(candidates) - query.position + 1)
+            query.upstream = upstream
+            upstream.queries += 1
+            if query.tcp:
+                gevent.spawn(self._over_tcp, query)
+                return
+            try:
+                upstream.channel().send(query)
+            except OSError as error:
+                self._failed(query, UpstreamError(f"{upstream.address}: {error.strerror or error}"))
+                continue
+            if self._sweeper is None:
+                self._start_sweeper()
+            return
+        self._finish(query, None, "; ".join(query.problems or ()) or "no time left to ask an upstream")
+
+    # -- the UDP driver: called from the event loop --
+
+    def udp_reply(self, query: Query, reply: bytes) -> None:
+        if reply[2] & 0x02:  # TC: the whole answer needs TCP, which needs a greenlet
+            log.debug("upstream %s: truncated UDP answer, asking again over TCP", query.upstream.address)
+            gevent.spawn(self._over_tcp, query)
+            return
+        self._judged(query, reply)
+
+    def udp_failed(self, query: Query, problem: str) -> None:
+        self._failed(query, UpstreamError(f"{query.upstream.address}: {problem}"))
+        self._try_next(query)
+
+    def _start_sweeper(self) -> None:
+        self._sweeper = gevent.get_hub().loop.timer(_SWEEP_INTERVAL, _SWEEP_INTERVAL)
+        self._sweeper.start(self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        waiting = False
+        for upstream in self.upstreams:
+            channel = upstream._udp
+            if channel is None or not channel.pending:
+                continue
+            expired = [query for query in channel.pending.values() if query.attempt_deadline <= now]
+            for query in expired:
+                channel.forget(query)
+                try:
+                    self._failed(query, UpstreamError(f"{upstream.address}: no answer in time", timed_out=True))
+                    self._try_next(query)
+                except Exception:
+                    log.exception("failed to time out a forwarded query")
+            waiting = waiting or bool(channel.pending)
+        if not waiting and self._sweeper is not None:
+            self._stop_sweeper()
+
+    def _stop_sweeper(self) -> None:
+        self._sweeper.stop()
+        self._sweeper.close()
+        self._sweeper = None
+
+    # -- the TCP driver: a greenlet --
+
+    def _over_tcp(self, query: Query) -> None:
+        # Within this upstream's share of the time, so that the next one still gets its turn.
+        upstream = query.upstream
+        budget = max(0.0, min(query.attempt_deadline, query.deadline) - time.monotonic())
+        try:
+            reply = upstream.ask_tcp(query.data, budget)
+        except UpstreamError as error:
+            self._failed(query, error)
+            self._try_next(query)
+            return
+        self._judged(query, reply)
+
+    # -- outcomes --
+
+    def _judged(self, query: Query, reply: bytes) -> None:
+        problem, infos = query.upstream.judge(reply, self.keep_records)
+        if problem:
+            self._note(query, f"{query.upstream.address}: {problem}")
+            self._try_next(query)
+            return
+        self._finish(query, reply, "", infos)
+
+    def _failed(self, query: Query, error: UpstreamError) -> None:
+        query.upstream.ask_failed(error)
+        self._note(query, str(error))
+
+    @staticmethod
+    def _note(query: Query, problem: str) -> None:
+        if query.problems is None:
+            query.problems = []
+        query.problems.append(problem)
+
+    def _finish(self, query: Query, reply: bytes | None, problem: str,
+                infos: list[wire.RecordInfo] | None = None) -> None:
+        self.in_flight -= 1
+        try:
+            query.done(query, reply, problem, infos)
+        except Exception:
+            log.exception("failed to deliver a forwarded answer")
 
     def close(self) -> None:
         if self._sweeper is not None:

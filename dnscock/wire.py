@@ -1,10 +1,20 @@
-"""DNS messages as raw bytes (RFC 1035 §4.1): the header, the question of a query, and the flags of a reply.
+"""DNS messages as raw bytes (RFC 1035 §4.1): the one toolkit every part of the query path reads and writes with.
 
-The query path reads plain queries here by hand (one question, at most an
-OPT record): parsing a whole message with a library would cost more than
-answering it. This module is also the one home of the rule for the flags of
-a reply (``reply_flags``), used by every reply dnscock sends, and of the
-replies that are only a header (and perhaps the question).
+The one home of:
+
+* the label walk (``read_name``): an uncompressed name, its labels of at
+  most 63 octets, the whole at most 255 (RFC 1035 §2.3.4); questions,
+  names given by other parts and the slow reader's checks all go through it;
+* the OPT record's fields (``read_opt``): payload size, version, DO
+  (RFC 6891 §6.1.3, RFC 3225 §3);
+* the flags of a reply (``reply_flags``) and the splice that puts a
+  query's id and flags on a reply made for another (``spliced``), used by
+  forwarding and by the reply caches alike;
+* the replies that are only a header (and perhaps the question);
+* where the records of a message sit (``records``), for the forward
+  cache's TTLs and the check that an upstream's reply is well formed.
+
+Rcodes, types and classes are named here; no other module writes their numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ HEADER_LENGTH = 12
 CLASSIC_UDP_LIMIT = 512  # a UDP message without EDNS0 (RFC 1035 §4.2.1)
 TCP_LIMIT = 65535  # a TCP message's length is a 16-bit number (RFC 1035 §4.2.2)
 MAX_NAME_OCTETS = 255  # RFC 1035 §2.3.4, length octets and the root included
+MAX_LABEL_OCTETS = 63
 
 # Header flags (RFC 1035 §4.1.1; AD and CD from RFC 4035 §3.2).
 QR = 0x8000
@@ -56,9 +67,18 @@ CLASS_ANY = 255
 EDNS_VERSION = 0  # the only version there is (RFC 6891 §6.1.3)
 EDNS_DO = 0x8000  # "DNSSEC OK", in the OPT record's TTL field (RFC 3225 §3)
 
-_HEADER = struct.Struct("!HHHHHH")
-_TYPE_CLASS = struct.Struct("!HH")
-_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+# Sections of a message, as ``RecordInfo.section`` numbers them.
+ANSWER, AUTHORITY, ADDITIONAL = 1, 2, 3
+
+HEADER = struct.Struct("!HHHHHH")
+FLAGS = struct.Struct("!H")
+RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+OPT_LENGTH = 11  # an OPT record without options: the root name and the fixed fields
+_COUNTS = struct.Struct("!HHHH")
+_TTL = struct.Struct("!I")
+# Flags a reply keeps from the query that asked it, and the ones from whoever made the answer.
+_FROM_QUERY = OPCODE_MASK | RD | CD
+_FROM_ANSWER = AA | TC | RA | AD | RCODE_MASK
 
 
 def reply_flags(query_flags: int, answer_flags: int) -> int:
@@ -68,14 +88,17 @@ def reply_flags(query_flags: int, answer_flags: int) -> int:
     A cached reply gets these from each new query, so nothing of the query
     that filled the cache leaks into the next one.
     """
-    return QR | (query_flags & (OPCODE_MASK | RD | CD)) | (answer_flags & (AA | TC | RA | AD | RCODE_MASK))
+    return QR | (query_flags & _FROM_QUERY) | (answer_flags & _FROM_ANSWER)
 
 
-def header_fields(data: bytes) -> tuple[int, int] | None:
-    """(id, flags) of a message, or None when it has no complete header."""
-    if len(data) < HEADER_LENGTH:
-        return None
-    return struct.unpack_from("!HH", data)
+def spliced(query: bytes, reply: bytes) -> bytes:
+    """``reply`` as the answer to ``query``: the query's id, and the flags ``reply_flags`` gives them both."""
+    flags = QR | ((query[2] << 8 | query[3]) & _FROM_QUERY) | ((reply[2] << 8 | reply[3]) & _FROM_ANSWER)
+    return query[:2] + FLAGS.pack(flags) + reply[4:]
+
+
+def flags_of(message: bytes) -> int:
+    return message[2] << 8 | message[3]
 
 
 def opcode(flags: int) -> int:
@@ -87,24 +110,116 @@ def rcode(message: bytes) -> int:
 
 
 def with_id(message: bytes, message_id: int) -> bytes:
-    return struct.pack("!H", message_id) + message[2:]
+    return FLAGS.pack(message_id) + message[2:]
+
+
+# -- names --
+
+def read_name(data: bytes, offset: int) -> tuple[tuple[str, ...], int] | None:
+    """The uncompressed name at ``offset``: (its lower-case labels, the offset just past it), or None.
+
+    None for a name that runs past the end, has a label of 64 octets or
+    more (or a compression pointer: no name dnscock reads this way may use
+    one), or more than 255 octets. latin-1 keeps every octet (DNS allows
+    any, RFC 2181 §11); ``lower`` folds ASCII letters only, as DNS does.
+    """
+    start = offset
+    pieces = []
+    try:
+        length = data[offset]
+        while length:
+            if length > MAX_LABEL_OCTETS:
+                return None
+            offset += 1
+            pieces.append(data[offset:offset + length])
+            offset += length
+            length = data[offset]
+    except IndexError:
+        return None
+    offset += 1
+    if offset - start > MAX_NAME_OCTETS:
+        return None
+    if not pieces:
+        return (), offset
+    text = b".".join(pieces).lower().decode("latin-1")
+    labels = tuple(text.split("."))
+    if len(labels) != len(pieces):  # a label holds a dot: decode them one by one
+        labels = tuple(piece.lower().decode("latin-1") for piece in pieces)
+    return labels, offset
+
+
+def name_labels(name: bytes) -> tuple[str, ...]:
+    """Lower-case labels of a wire-format name (() for one that ``read_name`` refuses)."""
+    read = read_name(name, 0)
+    return () if read is None else read[0]
+
+
+def name_to_wire(name: str) -> bytes:
+    """``"web.docker"`` -> ``b"\\x03web\\x06docker\\x00"`` (labels as given; "" and "." are the root)."""
+    encoded = [label.encode("latin-1") for label in name.strip(".").split(".") if label]
+    return b"".join(bytes([len(label)]) + label for label in encoded) + b"\x00"
+
+
+def text_of(labels: tuple[str, ...]) -> str:
+    """Labels as a name for people: ``web.docker.``."""
+    return ".".join(labels) + "."
+
+
+# -- the question and OPT --
+
+def question_end(data: bytes) -> int | None:
+    """Offset just past the first question of a message, or None when there is no readable one."""
+    if len(data) < HEADER_LENGTH or data[4:6] == b"\x00\x00":
+        return None
+    read = read_name(data, HEADER_LENGTH)
+    if read is None or read[1] + 4 > len(data):
+        return None
+    return read[1] + 4
+
+
+def same_question(query: bytes, reply: bytes, end: int) -> bool:
+    """Does ``reply`` carry the question of ``query`` (which ends at ``end``), the name in any letter case?"""
+    if reply[HEADER_LENGTH:end] == query[HEADER_LENGTH:end]:
+        return True  # the usual case: the upstream echoed the question byte for byte
+    name_end = end - 4
+    return (reply[HEADER_LENGTH:name_end].lower() == query[HEADER_LENGTH:name_end].lower()
+            and reply[name_end:end] == query[name_end:end])
+
+
+class Opt(NamedTuple):
+    payload: int  # the sender's UDP payload size
+    version: int
+    dnssec_ok: bool
+
+
+def read_opt(data: bytes, offset: int) -> tuple[Opt, int] | None:
+    """The OPT record at ``offset`` (its name must be the root, RFC 6891 §6.1.1) and the offset past it; None
+    when it is not one."""
+    if offset + OPT_LENGTH > len(data) or data[offset]:
+        return None
+    rtype, payload, ttl, rdlength = RR_FIXED.unpack_from(data, offset + 1)
+    end = offset + OPT_LENGTH + rdlength
+    if rtype != TYPE_OPT or end > len(data):
+        return None
+    # The TTL field holds the extended rcode's upper bits, the version, and the DO bit.
+    return Opt(payload, (ttl >> 16) & 0xFF, bool(ttl & EDNS_DO)), end
 
 
 def opt_record(udp_payload: int, dnssec_ok: bool, extended_rcode: int = 0) -> bytes:
     """An OPT pseudo-record with no options: the root name, our payload size, the DO bit echoed (RFC 6891 §6.1)."""
     ttl = (extended_rcode >> 4) << 24 | (EDNS_DO if dnssec_ok else 0)
-    return b"\x00" + _RR_FIXED.pack(TYPE_OPT, udp_payload, ttl, 0)
+    return b"\x00" + RR_FIXED.pack(TYPE_OPT, udp_payload, ttl, 0)
 
 
-OPT_LENGTH = 11
-
+# -- replies without records --
 
 def _reply_header(data: bytes, rcode: int, tc: bool = False) -> tuple[int, int] | None:
     """(id, flags) of a reply to ``data``, or None for a response (answering one could start a loop)."""
-    fields = header_fields(data)
-    if fields is None or fields[1] & QR:
+    if len(data) < HEADER_LENGTH:
         return None
-    message_id, flags = fields
+    message_id, flags = data[0] << 8 | data[1], flags_of(data)
+    if flags & QR:
+        return None
     if opcode(flags):
         # RD, RA, CD and the rest mean something only for QUERY (genreport's opcodeflg test).
         return message_id, QR | (flags & OPCODE_MASK) | (rcode & RCODE_MASK)
@@ -114,7 +229,7 @@ def _reply_header(data: bytes, rcode: int, tc: bool = False) -> tuple[int, int] 
 def error_reply(data: bytes, rcode: int) -> bytes | None:
     """A bare reply (a header, no sections) to ``data`` with ``rcode``, or None when unreadable or a response."""
     header = _reply_header(data, rcode)
-    return None if header is None else _HEADER.pack(*header, 0, 0, 0, 0)
+    return None if header is None else HEADER.pack(*header, 0, 0, 0, 0)
 
 
 def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
@@ -128,169 +243,70 @@ def short_reply(data: bytes, rcode: int, tc: bool = False) -> bytes | None:
         return None
     end = question_end(data)
     if end is None or end > CLASSIC_UDP_LIMIT:
-        return _HEADER.pack(*header, 0, 0, 0, 0)
-    return _HEADER.pack(*header, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
+        return HEADER.pack(*header, 0, 0, 0, 0)
+    return HEADER.pack(*header, 1, 0, 0, 0) + data[HEADER_LENGTH:end]
 
 
-def question_end(data: bytes) -> int | None:
-    """Offset just past the first question, or None when it is not readable.
-
-    Only plain labels are accepted: a query's first question cannot point
-    back into anything but the header.
-    """
-    if len(data) < HEADER_LENGTH or struct.unpack_from("!H", data, 4)[0] < 1:
-        return None
-    offset = HEADER_LENGTH
-    while offset < len(data) and offset - HEADER_LENGTH < MAX_NAME_OCTETS:
-        length = data[offset]
-        if length == 0:
-            end = offset + 1 + 4  # the root label, then QTYPE and QCLASS
-            return end if end <= len(data) and offset + 1 - HEADER_LENGTH <= MAX_NAME_OCTETS else None
-        if length > 63:
-            return None
-        offset += 1 + length
-    return None
-
-
-def same_question(query: bytes, reply: bytes) -> bool:
-    """Does ``reply`` carry the question of ``query`` (names compared case-insensitively)?"""
-    end = question_end(query)
-    if end is None:
-        return True  # nothing to compare against; the id alone must do
-    if reply[HEADER_LENGTH:end] == query[HEADER_LENGTH:end]:
-        return True  # the usual case: the upstream echoed the question byte for byte
-    name_end = end - 4
-    return (
-        reply[HEADER_LENGTH:name_end].lower() == query[HEADER_LENGTH:name_end].lower()
-        and reply[name_end:end] == query[name_end:end]
-    )
-
-
-class Question(NamedTuple):
-    """What dnscock needs of a query to answer it: its header, its one question, its EDNS0 facts."""
-
-    id: int
-    flags: int
-    name: bytes  # the question name in wire format, as asked, root label included
-    qtype: int
-    qclass: int
-    end: int  # offset just past the question section
-    edns_payload: int | None  # the client's UDP payload size; None without EDNS0
-    edns_version: int
-    dnssec_ok: bool
-
-    def reply_limit(self, tcp: bool, udp_payload: int) -> int:
-        """The most bytes a reply may have: 512 over UDP without EDNS0, else what both sides allow (RFC 6891 §6.2.5)."""
-        if tcp:
-            return TCP_LIMIT
-        if self.edns_payload is None:
-            return CLASSIC_UDP_LIMIT
-        return max(CLASSIC_UDP_LIMIT, min(self.edns_payload, udp_payload))
-
-
-def parse_question(data: bytes) -> Question | None:
-    """Reads a plain query by hand; None for anything else (``queries.read_query`` takes those)."""
-    if len(data) < HEADER_LENGTH + 5:
-        return None
-    message_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
-    if flags & (QR | OPCODE_MASK) or qdcount != 1 or ancount or nscount or arcount > 1:
-        return None
-    offset = HEADER_LENGTH
-    size = len(data)
-    while True:
-        if offset >= size:
-            return None
-        length = data[offset]
-        if length == 0:
-            break
-        if length > 63:
-            return None  # a compression pointer or a reserved label type
-        offset += 1 + length
-    name_end = offset + 1
-    end = name_end + 4
-    if end > size or name_end - HEADER_LENGTH > MAX_NAME_OCTETS:
-        return None
-    qtype, qclass = _TYPE_CLASS.unpack_from(data, name_end)
-    payload, version, dnssec_ok = None, 0, False
-    if arcount:
-        # Only an OPT record with the root name, and nothing after it.
-        if end + OPT_LENGTH > size or data[end] != 0:
-            return None
-        rtype, payload, ttl, rdlength = _RR_FIXED.unpack_from(data, end + 1)
-        if rtype != TYPE_OPT or end + OPT_LENGTH + rdlength != size:
-            return None
-        version = (ttl >> 16) & 0xFF
-        dnssec_ok = bool(ttl & EDNS_DO)
-    elif end != size:
-        return None
-    return Question(message_id, flags, data[HEADER_LENGTH:name_end], qtype, qclass, end, payload, version, dnssec_ok)
-
-
-def name_labels(name: bytes) -> tuple[str, ...]:
-    """Lower-case labels of a wire-format name without compression.
-
-    latin-1 keeps every octet (DNS allows any, RFC 2181 §11); bytes.lower()
-    folds ASCII letters only, as DNS does.
-    """
-    labels = []
-    offset = 0
-    while offset < len(name) and name[offset]:
-        length = name[offset]
-        labels.append(name[offset + 1:offset + 1 + length].lower().decode("latin-1"))
-        offset += 1 + length
-    return tuple(labels)
-
-
-def name_to_wire(name: str) -> bytes:
-    """``"web.docker"`` -> ``b"\\x03web\\x06docker\\x00"`` (labels as given; "" and "." are the root)."""
-    encoded = [label.encode("latin-1") for label in name.strip(".").split(".") if label]
-    return b"".join(bytes([len(label)]) + label for label in encoded) + b"\x00"
-
+# -- records --
 
 class RecordInfo(NamedTuple):
+    owner_offset: int
     ttl_offset: int
     rtype: int
     ttl: int
     rdata_offset: int
     rdlength: int
-    section: int  # 1 answer, 2 authority, 3 additional
+    section: int  # ANSWER, AUTHORITY or ADDITIONAL
 
 
-def _skip_name(data: bytes, offset: int) -> int:
-    while True:
-        length = data[offset]
-        if length == 0:
-            return offset + 1
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        if length > 63:
-            raise ValueError("bad label")
-        offset += 1 + length
+_new_info = tuple.__new__  # RecordInfo without its Python-level constructor: this runs for every forwarded reply
 
 
-def records(message: bytes) -> list[RecordInfo] | None:
-    """Where each resource record of a message sits; None when the message is malformed."""
+def records(message: bytes, keep: bool = True) -> list[RecordInfo] | None:
+    """Where each resource record of a message sits; None when the message is malformed.
+
+    With ``keep`` false only the check is made (and [] returned for a well-formed message).
+    Names may end in a compression pointer (RFC 1035 §4.1.4); labels of the reserved
+    types 0x40 and 0x80 make the message malformed.
+    """
     try:
-        _, _, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(message)
-        offset = HEADER_LENGTH
-        for _ in range(qdcount):
-            offset = _skip_name(message, offset) + 4
-        found = []
-        for section, count in ((1, ancount), (2, nscount), (3, arcount)):
-            for _ in range(count):
-                offset = _skip_name(message, offset)
-                rtype, _, ttl, rdlength = _RR_FIXED.unpack_from(message, offset)
-                found.append(RecordInfo(offset + 4, rtype, ttl, offset + 10, rdlength, section))
-                offset += 10 + rdlength
-        if offset != len(message):
-            return None
-        return found
-    except (struct.error, IndexError, ValueError):
+        qdcount, ancount, nscount, arcount = _COUNTS.unpack_from(message, 4)
+    except struct.error:
         return None
+    found: list[RecordInfo] = []
+    answers_end = qdcount + ancount
+    authority_end = answers_end + nscount
+    offset = HEADER_LENGTH
+    try:
+        for index in range(authority_end + arcount):
+            owner = offset
+            length = message[offset]
+            while length:
+                if length >= 0xC0:  # a pointer: two octets end the name
+                    offset += 1
+                    break
+                if length > MAX_LABEL_OCTETS:
+                    return None
+                offset += 1 + length
+                length = message[offset]
+            offset += 1
+            if index < qdcount:
+                offset += 4  # QTYPE, QCLASS
+                continue
+            rdlength = message[offset + 8] << 8 | message[offset + 9]
+            if keep:
+                section = ANSWER if index < answers_end else AUTHORITY if index < authority_end else ADDITIONAL
+                found.append(_new_info(RecordInfo, (owner, offset + 4, message[offset] << 8 | message[offset + 1],
+                                                    _TTL.unpack_from(message, offset + 4)[0], offset + 10, rdlength,
+                                                    section)))
+            offset += 10 + rdlength
+    except (IndexError, struct.error):
+        return None
+    return found if offset == len(message) else None
 
 
 def soa_minimum(message: bytes, rdata_offset: int, rdlength: int) -> int | None:
     """The MINIMUM field of an SOA record's RDATA: its last 4 octets (None when too short for an SOA)."""
     if rdlength < 22:
         return None
-    return struct.unpack_from("!I", message, rdata_offset + rdlength - 4)[0]
+    return _TTL.unpack_from(message, rdata_offset + rdlength - 4)[0]

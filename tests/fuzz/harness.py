@@ -1,9 +1,9 @@
 """What the fuzz tests and ``scripts/fuzz.py`` run cases against, and the invariants they check.
 
-* ``InProcessTarget``: a ``Resolver`` with a ``RecordStore`` holding a few
+* ``InProcessTarget``: a ``Pipeline`` with a ``RecordStore`` holding a few
   dozen records (synced) and a real ``Forwarder`` pointed at ``FuzzUpstream``,
   a fake nameserver served by threads in the same process. ``run(cases)``
-  calls ``Resolver.handle(data, tcp, respond, client)`` for each case and
+  calls ``Pipeline.handle(data, tcp, respond, client)`` for each case and
   waits for the replies that must come.
 * ``LiveTarget``: the UDP and TCP servers of a ``python -m dnscock``
   subprocess (with ``FakeEngineProcess`` for its local names and a
@@ -61,10 +61,10 @@ import gevent
 import gevent.event
 import pytest
 
-from dnscock.app import build_resolver
+from dnscock.app import build_pipeline
 from dnscock.config import load_config
 from dnscock.records import Record, RecordStore
-from dnscock.resolver import Resolver
+from dnscock.pipeline import Pipeline
 from dnscock.upstream import Forwarder
 from tests.fuzz.strategies import FuzzCase
 from tests.support.fake_upstream import ThreadedNameserver
@@ -498,7 +498,7 @@ def fuzz_records() -> list[Record]:
 
 
 class InProcessTarget:
-    """``Resolver.handle`` with a synced store and a real forwarder to a ``FuzzUpstream``."""
+    """``Pipeline.handle`` with a synced store and a real forwarder to a ``FuzzUpstream``."""
 
     def __init__(self, *args: str, timeout: float = 1.0, hang_margin: float = 4.0) -> None:
         self.upstream = FuzzUpstream()
@@ -512,9 +512,9 @@ class InProcessTarget:
         self.errors = ErrorLogCatcher().__enter__()
         self.resolver = self.new_resolver()
 
-    def new_resolver(self) -> Resolver:
+    def new_resolver(self) -> Pipeline:
         """A resolver with empty caches (sharing the store, forwarder and upstream)."""
-        self.resolver = build_resolver(self.config, self.store, self.forwarder)
+        self.resolver = build_pipeline(self.config, self.store, self.forwarder)
         return self.resolver
 
     def submit(self, cases: Iterable[FuzzCase]) -> list[Outcome]:

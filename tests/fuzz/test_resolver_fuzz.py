@@ -1,4 +1,4 @@
-"""Fuzzing ``Resolver.handle`` in-process: random bytes and structure-aware messages, every invariant checked.
+"""Fuzzing ``Pipeline.handle`` in-process: random bytes and structure-aware messages, every invariant checked.
 
 The resolver has a synced store of a few dozen records and a real forwarder
 to a fake upstream in the same process (``tests/fuzz/harness.py``); each

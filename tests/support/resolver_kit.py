@@ -1,8 +1,8 @@
 """A resolver without sockets, for unit tests: a store of records, a fake forwarder, and a way to ask it.
 
-``make_resolver`` builds the query path the way ``app.build_resolver`` does,
-from ``ResolverOptions`` and an ``Authority``, with no option parsing;
-``exchange`` and ``ask`` hand a query to ``Resolver.handle`` and wait for
+``make_resolver`` builds the query path the way ``app.build_pipeline`` does,
+from ``PipelineOptions`` and an ``Authority``, with no option parsing;
+``exchange`` and ``ask`` hand a query to ``Pipeline.handle`` and wait for
 its one reply (local answers come at once, forwarded ones from a greenlet).
 """
 
@@ -16,8 +16,9 @@ import gevent.event
 
 from dnscock.answers import DefaultTtl
 from dnscock.authority import Authority
+from dnscock.query import Query
 from dnscock.records import Record, RecordStore
-from dnscock.resolver import Resolver, ResolverOptions
+from dnscock.pipeline import Pipeline, PipelineOptions
 
 RECORDS = (
     Record("1" * 64, "redis1", ("redis1", "redis"), ipv4=("10.0.0.1",), ttl=None),
@@ -36,35 +37,35 @@ class FakeForwarder:
         self.in_flight = 0
         self.upstreams: list = []
 
-    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None, labels=()) -> None:
+    def submit(self, query: Query, done) -> None:
         self.in_flight += 1
-        self.asked.append(query)
-        self.over_tcp.append(tcp)
+        self.asked.append(query.data)
+        self.over_tcp.append(query.tcp)
 
         def run() -> None:
             if self.block:
                 gevent.sleep(self.block)
             self.in_flight -= 1
             if self.reply is None:
-                done(None, "down", None)
+                done(query, None, "down", None)
             else:
-                done(query[:2] + self.reply[2:], "", None)
+                done(query, query.data[:2] + self.reply[2:], "", None)
 
         gevent.spawn(run)
 
 
 def make_resolver(records: Sequence[Record] = RECORDS, *, forwarder: FakeForwarder | None = None, synced: bool = True,
                   zone: str = "docker", ttl: int = 7, ns_addresses: Sequence[str] = ("127.0.0.1",),
-                  **options) -> tuple[Resolver, RecordStore]:
+                  **options) -> tuple[Pipeline, RecordStore]:
     """A resolver over a store holding ``records`` (synced with the "engine" unless ``synced`` is False)."""
     store = RecordStore()
     if synced:
         store.replace_all(records)
     authority = Authority(store, zone, DefaultTtl(ttl, store.touch), ns_addresses)
-    return Resolver(ResolverOptions(**options), store, authority, forwarder or FakeForwarder()), store
+    return Pipeline(PipelineOptions(**options), store, authority, forwarder or FakeForwarder()), store
 
 
-def exchange(resolver: Resolver, query: bytes, tcp: bool = False, client: str = "127.0.0.1",
+def exchange(resolver: Pipeline, query: bytes, tcp: bool = False, client: str = "127.0.0.1",
              timeout: float = 5.0) -> bytes | None:
     """The one reply ``handle`` gives ``query``, or None when it promises none."""
     result = gevent.event.AsyncResult()
@@ -73,7 +74,7 @@ def exchange(resolver: Resolver, query: bytes, tcp: bool = False, client: str = 
     return result.get(timeout=timeout)
 
 
-def ask(resolver: Resolver, name: str, rdtype: str = "A", *, tcp: bool = False,
+def ask(resolver: Pipeline, name: str, rdtype: str = "A", *, tcp: bool = False,
         **make_kwargs) -> dns.message.Message:
     """The reply to a query for ``name`` (``make_kwargs`` go to ``dns.message.make_query``)."""
     query = dns.message.make_query(name, rdtype, **make_kwargs)

@@ -16,7 +16,8 @@ import dns.rrset
 import pytest
 
 from dnscock import cache, wire
-from dnscock.cache import CachedReply, ReplyCache
+from dnscock.cache import CachedReply, ReplyCache, ReplyCaches
+from dnscock.query import Query
 
 NAME = "www.example.com."
 DAY, HOUR = 86400, 3600
@@ -31,10 +32,16 @@ def query(name: str = NAME, rdtype: str = "A", rdclass: str = "IN", flags: int =
     return message
 
 
-def question_of(message: dns.message.Message) -> wire.Question:
-    parsed = wire.parse_question(message.to_wire())
-    assert parsed is not None
+def question_of(message: dns.message.Message | bytes) -> Query:
+    parsed = Query(message if isinstance(message, bytes) else message.to_wire(), None, None, 0.0)
+    assert parsed.read()
     return parsed
+
+
+def key(parsed: Query, limit: int) -> tuple:
+    """The question key of a query whose reply may have ``limit`` bytes."""
+    parsed.limit = limit
+    return ReplyCaches.key(parsed)
 
 
 def answer(asked: dns.message.Message | None = None, *records: tuple[str, int, str, str],
@@ -136,15 +143,15 @@ BASE_LIMIT = wire.CLASSIC_UDP_LIMIT
     pytest.param(query(flags=dns.flags.RD | dns.flags.AD | dns.flags.CD), BASE_LIMIT, id="both AD and CD"),
 ])
 def test_a_query_that_differs_by_what_changes_the_answer_gets_its_own_key(other, limit):
-    assert cache.key(question_of(other), limit) != cache.key(question_of(query()), BASE_LIMIT)
+    assert key(question_of(other), limit) != key(question_of(query()), BASE_LIMIT)
 
 
 def test_edns_with_and_without_do_and_ad_versus_cd_are_keys_apart():
     # The table above compares each with a plain query; these pairs must not collapse either.
     plain_edns, with_do = question_of(query(use_edns=0)), question_of(query(use_edns=0, want_dnssec=True))
-    assert cache.key(plain_edns, 1232) != cache.key(with_do, 1232)
+    assert key(plain_edns, 1232) != key(with_do, 1232)
     ad, cd = question_of(query(flags=dns.flags.AD)), question_of(query(flags=dns.flags.CD))
-    assert cache.key(ad, BASE_LIMIT) != cache.key(cd, BASE_LIMIT)
+    assert key(ad, BASE_LIMIT) != key(cd, BASE_LIMIT)
 
 
 @pytest.mark.parametrize("other", [
@@ -153,7 +160,7 @@ def test_edns_with_and_without_do_and_ad_versus_cd_are_keys_apart():
     pytest.param(query(flags=0), id="the RD bit"),
 ])
 def test_a_query_that_differs_only_by_what_the_reply_echoes_shares_the_key(other):
-    assert cache.key(question_of(other), BASE_LIMIT) == cache.key(question_of(query()), BASE_LIMIT)
+    assert key(question_of(other), BASE_LIMIT) == key(question_of(query()), BASE_LIMIT)
 
 
 # -- for_query: the template rewritten for one query --
@@ -179,7 +186,7 @@ def template_entry(template_flags: int, asked_flags: int = dns.flags.RD) -> tupl
 def test_a_cached_reply_gets_the_flags_of_the_query_it_answers(query_flags, template_flags):
     entry, _ = template_entry(template_flags)
     asked = query(flags=query_flags).to_wire()
-    flags = int.from_bytes(cache.for_query(entry, wire.parse_question(asked), asked).template[2:4], "big")
+    flags = int.from_bytes(cache.for_query(entry, question_of(asked)).template[2:4], "big")
     assert flags == wire.reply_flags(query_flags, template_flags)
     assert flags & wire.QR and not flags & wire.Z
     assert flags & (wire.RD | wire.CD) == query_flags & (wire.RD | wire.CD)
@@ -190,12 +197,12 @@ def test_a_cached_reply_gets_the_flags_of_the_query_it_answers(query_flags, temp
 def test_a_cached_reply_carries_the_question_as_asked_and_the_records_of_the_template():
     entry, original = template_entry(wire.QR | wire.RD | wire.RA)
     asked = query("WWW.Example.COM.", message_id=0x7777).to_wire()
-    question = wire.parse_question(asked)
-    rewritten = cache.for_query(entry, question, asked)
+    question = question_of(asked)
+    rewritten = cache.for_query(entry, question)
     assert rewritten.template[wire.HEADER_LENGTH:question.end] == asked[wire.HEADER_LENGTH:question.end]
     assert rewritten.template[question.end:] == entry.template[question.end:]
     assert entry.template[wire.HEADER_LENGTH:question.end] != asked[wire.HEADER_LENGTH:question.end]  # untouched
-    reply = dns.message.from_wire(cache.render(rewritten, asked, NOW))
+    reply = dns.message.from_wire(rewritten.reply_to(asked, NOW))
     assert reply.id == 0x7777
     assert reply.question[0].name.to_text() == "WWW.Example.COM."
     # The owner name points at the question: it echoes the name as asked too.
@@ -207,12 +214,12 @@ def test_a_cached_reply_carries_the_question_as_asked_and_the_records_of_the_tem
 def test_a_rewritten_entry_does_not_serve_the_counted_bytes_of_the_original():
     entry, _ = template_entry(wire.QR | wire.RD | wire.RA)
     first = query(message_id=1).to_wire()
-    cache.render(entry, first, NOW + 5)  # fills the original's counted bytes for second 5
+    entry.reply_to(first, NOW + 5)  # fills the original's counted bytes for second 5
     asked = query("WWW.EXAMPLE.COM.", message_id=2).to_wire()
-    rewritten = cache.for_query(entry, wire.parse_question(asked), asked)
-    reply = dns.message.from_wire(cache.render(rewritten, asked, NOW + 5))
+    rewritten = cache.for_query(entry, question_of(asked))
+    reply = dns.message.from_wire(rewritten.reply_to(asked, NOW + 5))
     assert reply.question[0].name.to_text() == "WWW.EXAMPLE.COM."
-    assert ttls(cache.render(rewritten, asked, NOW + 5)) == [295, 595]
+    assert ttls(rewritten.reply_to(asked, NOW + 5)) == [295, 595]
 
 
 # -- render: the id put in, TTLs counted down --
@@ -221,7 +228,7 @@ def test_a_rewritten_entry_does_not_serve_the_counted_bytes_of_the_original():
 def test_render_puts_the_query_id_in_and_leaves_a_local_reply_as_it_is():
     reply = answer(query(message_id=1), a(30)).to_wire()
     asked = query(message_id=0xBEEF).to_wire()
-    rendered = cache.render(CachedReply(reply), asked, NOW + 500)  # no TTL offsets: nothing counts down
+    rendered = CachedReply(reply).reply_to(asked, NOW + 500)  # no TTL offsets: nothing counts down
     assert rendered == asked[:2] + reply[2:]
     assert dns.message.from_wire(rendered).id == 0xBEEF
 
@@ -236,17 +243,17 @@ def test_render_puts_the_query_id_in_and_leaves_a_local_reply_as_it_is():
 ])
 def test_render_counts_ttls_down_by_whole_seconds(elapsed, expected):
     entry = cache.forwarded_entry(answer(None, a(300), authority=(soa(600, 400),)).to_wire(), NOW)
-    assert ttls(cache.render(entry, query(message_id=5).to_wire(), NOW + elapsed)) == expected
+    assert ttls(entry.reply_to(query(message_id=5).to_wire(), NOW + elapsed)) == expected
 
 
 def test_render_keeps_the_counted_bytes_for_the_rest_of_the_second():
     entry = cache.forwarded_entry(answer(None, a(300)).to_wire(), NOW)
-    first = cache.render(entry, query(message_id=1).to_wire(), NOW + 7.1)
+    first = entry.reply_to(query(message_id=1).to_wire(), NOW + 7.1)
     counted = entry.counted
-    second = cache.render(entry, query(message_id=2).to_wire(), NOW + 7.9)
+    second = entry.reply_to(query(message_id=2).to_wire(), NOW + 7.9)
     assert entry.counted is counted and entry.counted_second == 7
     assert first[2:] == second[2:] and (first[:2], second[:2]) == (b"\x00\x01", b"\x00\x02")
-    cache.render(entry, query().to_wire(), NOW + 8.0)
+    entry.reply_to(query().to_wire(), NOW + 8.0)
     assert entry.counted is not counted and entry.counted_second == 8
 
 
@@ -256,7 +263,7 @@ def test_render_leaves_the_opt_record_and_its_do_bit_alone():
     reply.want_dnssec(True)  # the DO bit echoed: 0x8000 in the OPT record's TTL field
     entry = cache.forwarded_entry(reply.to_wire(), NOW)
     assert entry is not None
-    rendered = dns.message.from_wire(cache.render(entry, asked.to_wire(), NOW + 100))
+    rendered = dns.message.from_wire(entry.reply_to(asked.to_wire(), NOW + 100))
     assert rendered.ednsflags & dns.flags.DO and rendered.edns == 0
     assert rendered.answer[0].ttl == 200
 

@@ -25,6 +25,7 @@ import pytest
 from dnscock import upstream as upstream_module
 from dnscock import wire
 from dnscock.config import Address
+from dnscock.query import Query
 from dnscock.upstream import Forwarder
 from tests.support.fake_upstream import FakeUpstream
 
@@ -123,7 +124,7 @@ class Outcome:
         self.result = gevent.event.AsyncResult()
         self.started = time.monotonic()
 
-    def done(self, reply: bytes | None, problem: str, infos: list | None) -> None:
+    def done(self, _query: Query, reply: bytes | None, problem: str, infos: list | None) -> None:
         self.calls.append((time.monotonic(), reply, problem, infos))
         if not self.result.ready():
             self.result.set()
@@ -159,10 +160,16 @@ def query(name: str = NAME, rdtype: str = "A", message_id: int = 0x4242) -> byte
     return message.to_wire()
 
 
+def forwarded(data: bytes, tcp: bool = False) -> Query:
+    """``data`` as the pipeline hands it to the forwarder: read, from a client over UDP or TCP."""
+    made = Query(data, None, ("127.0.0.1", 53000), 0.0, tcp)
+    assert made.read()
+    return made
+
+
 def submit(forwarder: Forwarder, name: str = NAME, tcp: bool = False) -> Outcome:
     outcome = Outcome()
-    data = query(name)
-    forwarder.submit(data, outcome.done, tcp, wire.question_end(data))
+    forwarder.submit(forwarded(query(name), tcp), outcome.done)
     return outcome
 
 
@@ -468,12 +475,12 @@ def test_a_done_callback_that_raises_is_logged_and_the_forwarder_goes_on(lab, ca
     forwarder = lab.forwarder(server)
     called = gevent.event.AsyncResult()
 
-    def done(reply, problem, infos):
+    def done(_query, reply, problem, infos):
         called.set((reply, problem))
         raise RuntimeError("a bug in the caller")
 
     with caplog.at_level(logging.ERROR, logger="dnscock.upstream"):
-        forwarder.submit(query(), done)
+        forwarder.submit(forwarded(query()), done)
         called.get(timeout=TIMEOUT + 2)
         gevent.sleep(0.01)
     failures = [record for record in caplog.records if record.levelno == logging.ERROR]
