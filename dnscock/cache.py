@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import struct
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from itertools import islice
 from typing import ClassVar
 
 from dnscock import wire
@@ -53,21 +53,76 @@ _CACHEABLE_RCODES = (wire.RCODE_NOERROR, wire.RCODE_NXDOMAIN)
 _TTL = struct.Struct("!I")
 
 
-@dataclass(slots=True)
 class CachedReply:
-    """A forwarded answer: its TTLs count down as it is served, until it expires."""
+    """A forwarded answer: its TTLs count down as it is served, until it expires.
 
-    template: bytes
-    ttl_offsets: tuple[int, ...] = ()
-    ttls: tuple[int, ...] = ()
-    stored: float = 0.0
-    expires: float = float("inf")
-    generation: int = 0  # the record store generation it was last found good for
-    counter: int = 0  # the reply's qtype and rcode, as the query counters key them
-    # The template with its TTLs counted down, for the whole second it stays right.
-    counted_second: int = field(default=-1, compare=False)
-    counted: bytes = field(default=b"", compare=False)
+    Where its TTLs sit and how long it may live are read when it is first
+    served (``read``), not when it is kept: most forwarded replies are never
+    asked for again within their lifetime, and reading one costs more than
+    forwarding it. Until then only what ``__init__`` sets is there.
+    """
+
+    __slots__ = ("template", "stored", "qtype", "generation", "ttl_offsets", "ttls", "expires", "counter",
+                 "counted_second", "counted")
     path: ClassVar[str] = CACHED  # the counters' path of a reply served from here
+
+    def __init__(self, template: bytes, stored: float = 0.0, qtype: int = 0, generation: int = 0,
+                 ttl_offsets: tuple[int, ...] | None = None, ttls: tuple[int, ...] = (),
+                 expires: float = float("inf")) -> None:
+        self.template = template
+        self.stored = stored
+        self.qtype = qtype  # its question's type
+        self.generation = generation  # the record store generation it was last found good for
+        self.ttl_offsets = ttl_offsets  # None: not read yet
+        if ttl_offsets is not None:
+            self._was_read(ttls, expires, 0)
+
+    def _was_read(self, ttls: tuple[int, ...], expires: float, counter: int) -> None:
+        self.ttls = ttls
+        self.expires = expires
+        self.counter = counter  # the reply's qtype and rcode, as the query counters key them
+        # The template with its TTLs counted down (but its id), for the whole second it stays right.
+        self.counted_second = -1
+        self.counted = b""
+
+    def read(self) -> bool:
+        """Reads where the TTLs sit and how long the reply may be served; False when it must not be."""
+        reply, qtype = self.template, self.qtype
+        infos = wire.records(reply)
+        if infos is None:
+            return False
+        ttl_offsets, ttls = [], []
+        answer_ttl = MAX_POSITIVE_TTL
+        holds_the_type = qtype == wire.TYPE_ANY
+        negative_ttl = None
+        for _, ttl_offset, rtype, ttl, rdata_offset, rdlength, section in infos:
+            if rtype == wire.TYPE_OPT:
+                if rdlength:
+                    return False  # EDNS options (a server cookie, say) are meant for one client
+                continue
+            ttl_offsets.append(ttl_offset)
+            ttls.append(ttl)
+            if section == wire.ANSWER:
+                answer_ttl = min(answer_ttl, ttl)
+                holds_the_type = holds_the_type or rtype == qtype
+            elif section == wire.AUTHORITY and rtype == wire.TYPE_SOA:
+                minimum = wire.soa_minimum(reply, rdata_offset, rdlength)
+                if minimum is not None:
+                    limit = min(ttl, minimum)
+                    negative_ttl = limit if negative_ttl is None else min(negative_ttl, limit)
+        if holds_the_type and wire.rcode(reply) == wire.RCODE_NOERROR:
+            lifetime = answer_ttl
+        elif negative_ttl is not None:
+            # Negative: NXDOMAIN, or NODATA (perhaps at the end of a CNAME chain). Cacheable only with
+            # an SOA to say for how long, and no longer than the chain's records (RFC 2308 §5).
+            lifetime = min(answer_ttl, negative_ttl, MAX_NEGATIVE_TTL)
+        else:
+            return False
+        if lifetime <= 0:
+            return False
+        self.ttl_offsets = tuple(ttl_offsets)
+        self._was_read(tuple(ttls), self.stored + lifetime, counter_key(qtype, reply))
+        return True
 
     def reply_to(self, query: bytes, now: float | None = None) -> bytes:
         """The reply to ``query`` (an exact match of the entry's query but for the id); TTLs counted down to
@@ -83,7 +138,10 @@ class CachedReply:
         return query[:2] + self.counted
 
     def rewritten(self, template: bytes) -> CachedReply:
-        return replace(self, template=template, counted_second=-1, counted=b"")
+        """The same reply, read already, with another template (the same length: offsets hold)."""
+        copy = CachedReply(template, self.stored, self.qtype, self.generation, self.ttl_offsets)
+        copy._was_read(self.ttls, self.expires, self.counter)
+        return copy
 
 
 @dataclass(slots=True)
@@ -106,13 +164,17 @@ class LocalReply:
 
 
 class ReplyCache:
-    """At most ``max_entries`` replies; the oldest entry goes first when full."""
+    """At most ``max_entries`` replies; when it overflows, the older half of them goes.
+
+    A plain dict keeps its keys in the order they came, and dropping the
+    older half at once costs each reply kept less than an ordered dict's
+    bookkeeping of dropping one at a time (measured: about 0.3 us against
+    0.9 for a lookup and a store, with 10,000 entries).
+    """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        # An OrderedDict drops its oldest entry in constant time; next(iter(dict)) would
-        # walk over every slot deleted before it.
-        self.entries: OrderedDict[CacheKey, CachedReply | LocalReply] = OrderedDict()
+        self.entries: dict[CacheKey, CachedReply | LocalReply] = {}
         self.generation = -1  # for the local cache: the store generation its entries belong to
 
     def __len__(self) -> int:
@@ -120,7 +182,9 @@ class ReplyCache:
 
     def get(self, key: CacheKey, now: float) -> CachedReply | LocalReply | None:
         entry = self.entries.get(key)
-        if entry is not None and entry.path is CACHED and entry.expires <= now:  # a LocalReply never expires
+        if entry is None or entry.path is LOCAL:  # a local reply never expires
+            return entry
+        if (entry.ttl_offsets is None and not entry.read()) or entry.expires <= now:
             del self.entries[key]
             return None
         return entry
@@ -128,15 +192,16 @@ class ReplyCache:
     def put(self, key: CacheKey, entry: CachedReply | LocalReply) -> None:
         if self.max_entries <= 0:
             return
-        if key not in self.entries and len(self.entries) >= self.max_entries:
-            self.entries.popitem(last=False)
-        self.entries[key] = entry
+        entries = self.entries
+        entries[key] = entry
+        if len(entries) > self.max_entries:
+            self.entries = dict(islice(entries.items(), len(entries) // 2, None))
 
     def discard(self, key: CacheKey) -> None:
         self.entries.pop(key, None)
 
     def clear(self) -> None:
-        self.entries.clear()
+        self.entries = {}
 
 
 class ReplyCaches:
@@ -158,8 +223,8 @@ class ReplyCaches:
                 return entry
         forward = self.forward
         if forward.max_entries:
-            entry = forward.entries.get(rest)
-            if entry is not None and entry.generation == self.store.generation and entry.expires > time.monotonic():
+            entry = forward.get(rest, time.monotonic())
+            if entry is not None and entry.generation == self.store.generation:
                 return entry
         return None
 
@@ -210,17 +275,15 @@ class ReplyCaches:
         if not query.tcp:
             local.put(query.data[2:] + tag, entry)
 
-    def keep_forwarded(self, query: Query, reply: bytes, infos: list[wire.RecordInfo] | None) -> None:
-        """Keeps an upstream's answer (as relayed to ``query``) for as long as its TTLs say, if at all."""
+    def keep_forwarded(self, query: Query, reply: bytes) -> None:
+        """Keeps an upstream's answer (as relayed to ``query``) for as long as its TTLs will say, if at all."""
         forward = self.forward
-        if not forward.max_entries:
-            return
-        entry = forwarded_entry(reply, time.monotonic(), infos, query.qtype)
-        if entry is not None:
-            entry.generation = query.generation
-            forward.put(query.key, entry)
-            if not query.tcp:
-                forward.put(query.data[2:], entry)
+        if not forward.max_entries or reply[3] & wire.RCODE_MASK not in _CACHEABLE_RCODES or reply[2] & 0x02:
+            return  # nothing to read: an error, or truncated (TC)
+        entry = CachedReply(reply, time.monotonic(), query.qtype, query.generation)
+        forward.put(query.key, entry)
+        if not query.tcp:
+            forward.put(query.data[2:], entry)
 
 
 def for_query(entry: CachedReply | LocalReply, query: Query) -> CachedReply | LocalReply:
@@ -230,53 +293,15 @@ def for_query(entry: CachedReply | LocalReply, query: Query) -> CachedReply | Lo
     return entry.rewritten(spliced[:wire.HEADER_LENGTH] + data[wire.HEADER_LENGTH:end] + spliced[end:])
 
 
-def forwarded_entry(reply: bytes, now: float, infos: list[wire.RecordInfo] | None = None,
-                    qtype: int | None = None) -> CachedReply | None:
-    """A cache entry for an upstream reply, or None when it must not be cached.
-
-    ``infos`` are the reply's records and ``qtype`` its question's type,
-    when the caller knows them already. One pass over the records: this runs
-    for every reply forwarded.
-    """
-    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] << 8 & wire.TC:
+def forwarded_entry(reply: bytes, now: float, qtype: int | None = None) -> CachedReply | None:
+    """A cache entry for an upstream reply (its question's type read from it when not given), read at once;
+    None when it must not be cached."""
+    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & 0x02:
         return None
-    if infos is None:
-        infos = wire.records(reply)
-        if infos is None:
-            return None
     if qtype is None:
         end = wire.question_end(reply)
         if end is None:
             return None
         qtype = reply[end - 4] << 8 | reply[end - 3]
-    ttl_offsets, ttls = [], []
-    answer_ttl = MAX_POSITIVE_TTL
-    holds_the_type = qtype == wire.TYPE_ANY
-    negative_ttl = None
-    for _, ttl_offset, rtype, ttl, rdata_offset, rdlength, section in infos:
-        if rtype == wire.TYPE_OPT:
-            if rdlength:
-                return None  # EDNS options (a server cookie, say) are meant for one client
-            continue
-        ttl_offsets.append(ttl_offset)
-        ttls.append(ttl)
-        if section == wire.ANSWER:
-            answer_ttl = min(answer_ttl, ttl)
-            holds_the_type = holds_the_type or rtype == qtype
-        elif section == wire.AUTHORITY and rtype == wire.TYPE_SOA:
-            minimum = wire.soa_minimum(reply, rdata_offset, rdlength)
-            if minimum is not None:
-                limit = min(ttl, minimum)
-                negative_ttl = limit if negative_ttl is None else min(negative_ttl, limit)
-    if holds_the_type and wire.rcode(reply) == wire.RCODE_NOERROR:
-        lifetime = answer_ttl
-    elif negative_ttl is not None:
-        # Negative: NXDOMAIN, or NODATA (perhaps at the end of a CNAME chain). Cacheable only with
-        # an SOA to say for how long, and no longer than the chain's records (RFC 2308 §5).
-        lifetime = min(answer_ttl, negative_ttl, MAX_NEGATIVE_TTL)
-    else:
-        return None
-    if lifetime <= 0:
-        return None
-    return CachedReply(reply, tuple(ttl_offsets), tuple(ttls), now, now + lifetime,
-                       counter=counter_key(qtype, reply))
+    entry = CachedReply(reply, now, qtype)
+    return entry if entry.read() else None

@@ -102,6 +102,22 @@ def address_places(inspect: Mapping[str, Any]) -> tuple[tuple[str, str, str], ..
     return tuple(found)
 
 
+def gateways_of(inspect: Mapping[str, Any]) -> tuple[str, ...]:
+    """The gateway addresses of the container's networks: addresses of the host its engine runs on.
+
+    Interned, tuple and strings: containers share a few networks.
+    """
+    networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+    endpoints = [networks[network] for network in sorted(networks) if networks[network]]
+    found = split_addresses(str(endpoint[key]) for endpoint in endpoints for key in ("Gateway", "IPv6Gateway")
+                            if endpoint.get(key))
+    gateways = tuple(sys.intern(address) for address in found[0] + found[1])
+    return _GATEWAY_SETS.setdefault(gateways, gateways)
+
+
+_GATEWAY_SETS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def place_of(cidr: str, network: str) -> tuple[str, str, str] | None:
     """``"10.0.1.3/24"`` on ``front`` -> ("10.0.1.3", "10.0.1.0/24", "front"); None when not an address/length."""
     try:
@@ -260,6 +276,7 @@ def record_from_inspect(
     # containers on a few networks, places cost a tuple each and little more.
     places = tuple((served[address], sys.intern(subnet), sys.intern(network))
                    for address, subnet, network in address_places(source) if address in served)
+    gateways = gateways_of(source) if places else ()
     metadata = tuple((key, str(labels[label])) for key, label in COMPOSE_LABELS if labels.get(label))
     if options.several_engines:
         metadata += (("engine", options.engine),)
@@ -277,6 +294,7 @@ def record_from_inspect(
         ports=exposed_ports(inspect),
         published=published,
         places=places,
+        gateways=gateways,
         metadata=metadata,
         extra_names=(_compose_names(labels) if options.compose_names else ())
         + ((split_name(name),) if options.container_names and split_name(name) else ()),
@@ -354,15 +372,3 @@ def _compose_names(labels: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
 def health(inspect: Mapping[str, Any]) -> str:
     """The container's health status ("healthy", "unhealthy", "starting"), or "" without a healthcheck."""
     return str(((inspect.get("State") or {}).get("Health") or {}).get("Status") or "")
-
-
-def matches(query: tuple[str, ...], labels: tuple[str, ...]) -> bool:
-    """The original program's rule, label by label from the right, for reference and tests.
-
-    ``*`` in the query matches any one label; a query shorter than the name
-    matches (parts left out on the left); extra query labels on the left match.
-    """
-    for asked, have in zip(reversed(query), reversed(labels)):
-        if asked != have and asked != "*":
-            return False
-    return True

@@ -87,7 +87,6 @@ class Pipeline:
         self.admission = Admission(options.allow_from, options.rate_limit, options.rate_limit_slip)
         self.views = Views(store, options.split_horizon)
         self.caches = ReplyCaches(options.local_cache_size, options.cache_size, store)
-        forwarder.keep_records = options.cache_size > 0  # the forward cache reads where the records sit
         self._exact = self.caches.exact if self.caches.enabled else None
         self.deferred = 0  # queries waiting for the first sync, each in a greenlet of its own
         self.stats = QueryStats()
@@ -264,7 +263,7 @@ class Pipeline:
         query.generation = self.store.generation
         self.forwarder.submit(query, self._relay)
 
-    def _relay(self, query: Query, answer: bytes | None, problem: str, infos: list[wire.RecordInfo] | None) -> None:
+    def _relay(self, query: Query, answer: bytes | None, problem: str) -> None:
         """The forwarder's outcome for ``query``: the upstream's answer as this client's reply, or SERVFAIL."""
         if answer is None:
             self.warnings.warning("forward", "forwarding %s failed: %s", query.name, problem)
@@ -275,7 +274,7 @@ class Pipeline:
                 log.debug("forwarded %s %s: %s, %d bytes", query.name, type_text(query.qtype),
                           rcode_name(wire.rcode(answer)), len(answer))
             if self.caches.forward.max_entries:
-                self.caches.keep_forwarded(query, reply, infos)
+                self.caches.keep_forwarded(query, reply)
         self._send(query, reply, FORWARDED)
 
     # -- send, count --

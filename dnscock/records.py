@@ -54,6 +54,7 @@ class Record:
     ipv6: tuple[str, ...] = ()
     # (address, its subnet, its network): a client in one of these subnets gets the addresses on its networks.
     places: tuple[tuple[str, str, str], ...] = ()
+    gateways: tuple[str, ...] = ()  # its networks' gateways: the host's own addresses, never a container's
     ttl: int | None = None  # None: the -ttl option
     image: str = ""  # the image reference the container was created with
     ports: tuple[tuple[int, str], ...] = ()  # exposed (port, "tcp" | "udp")
@@ -114,7 +115,7 @@ def _without(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
 class _Index:
     """The lookup structures for one set of records."""
 
-    __slots__ = ("root", "alias_root", "aliases", "addresses", "subnets", "spanning")
+    __slots__ = ("root", "alias_root", "aliases", "addresses", "subnets", "gateways", "spanning")
 
     def __init__(self) -> None:
         self.root = _Node()  # container names, matched by dnscock's prefix rule
@@ -122,6 +123,7 @@ class _Index:
         self.aliases: dict[str, tuple[str, ...]] = {}
         self.addresses: dict[str, tuple[str, ...]] = {}
         self.subnets: dict[str, int] = {}  # the subnets records' addresses are in -> how many records
+        self.gateways: dict[str, int] = {}  # the gateways of records' networks -> how many records
         self.spanning = 0  # records with addresses on more than one network (what split horizon is about)
 
     def add(self, record: Record) -> None:
@@ -129,9 +131,10 @@ class _Index:
             _add_path(root, labels, record.id, record.exact and root is self.root)
         for table, key in self._keys(record):
             table[key] = _with(table.get(key, ()), record.id)
-        subnets = {subnet for _, subnet, _ in record.places}
-        for subnet in subnets:
-            self.subnets[subnet] = self.subnets.get(subnet, 0) + 1
+        for table, keys in ((self.subnets, {subnet for _, subnet, _ in record.places}),
+                            (self.gateways, record.gateways)):
+            for key in keys:
+                table[key] = table.get(key, 0) + 1
         self.spanning += len({network for _, _, network in record.places}) > 1
 
     def discard(self, record: Record) -> None:
@@ -143,13 +146,14 @@ class _Index:
                 table[key] = ids
             else:
                 table.pop(key, None)
-        subnets = {subnet for _, subnet, _ in record.places}
-        for subnet in subnets:
-            count = self.subnets.get(subnet, 0) - 1
-            if count > 0:
-                self.subnets[subnet] = count
-            else:
-                self.subnets.pop(subnet, None)
+        for table, keys in ((self.subnets, {subnet for _, subnet, _ in record.places}),
+                            (self.gateways, record.gateways)):
+            for key in keys:
+                count = table.get(key, 0) - 1
+                if count > 0:
+                    table[key] = count
+                else:
+                    table.pop(key, None)
         self.spanning -= len({network for _, _, network in record.places}) > 1
 
     def _paths(self, record: Record) -> Iterator[tuple[_Node, tuple[str, ...]]]:
@@ -167,9 +171,9 @@ class _Index:
             yield self.addresses, address
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
-        found: set[str] = set()
+        found = _Found()
         _walk(self.root, labels, len(labels) - 1, found)
-        return found
+        return found.ids
 
 
 def _add_path(root: _Node, labels: tuple[str, ...], record_id: str, exact: bool = False) -> None:
@@ -219,14 +223,41 @@ class AliasPlace(NamedTuple):
 _NOWHERE = AliasPlace(0, False)
 
 
-def _walk(node: _Node, labels: tuple[str, ...], i: int, found: set[str]) -> None:
-    """Collects the ids of records whose labels the query ``labels[:i+1]`` matches."""
+class _Found:
+    """The records matching a query most specifically: those that take up the most of its labels.
+
+    A name the query runs out in (whole, or with parts left out on the left)
+    takes up every label; one reached with labels left over (the
+    ``<anything>.`` form) takes up fewer, and answers only when nothing takes
+    up more: with -container-names, ``w1.web.docker`` is the container w1 of
+    the image web, not the container named web.
+    """
+
+    __slots__ = ("depth", "ids")
+
+    def __init__(self) -> None:
+        self.depth = -1
+        self.ids: set[str] = set()
+
+    def add(self, depth: int, ids: Iterable[str]) -> None:
+        if depth > self.depth:
+            ids = set(ids)
+            if ids:
+                self.depth, self.ids = depth, ids
+        elif depth == self.depth:
+            self.ids.update(ids)
+
+
+def _walk(node: _Node, labels: tuple[str, ...], i: int, found: _Found) -> None:
+    """Collects the ids of records whose labels the query ``labels[:i+1]`` matches most specifically."""
     while True:
         if i < 0:  # the query ran out of labels: everything below matches, and what matches only in full
-            found.update(node.exact)
-            _collect(node, found)
+            below = set(node.exact)
+            _collect(node, below)
+            found.add(len(labels), below)
             return
-        found.update(node.terminal)  # extra labels on the left of a full name match
+        if node.terminal:  # extra labels on the left of a full name match
+            found.add(len(labels) - 1 - i, node.terminal)
         if node.children is None:
             return
         label = labels[i]
@@ -459,6 +490,10 @@ class RecordStore:
     def subnets(self) -> Iterable[str]:
         """The subnets the records' addresses are in."""
         return self._index.subnets.keys()
+
+    def gateways(self) -> Iterable[str]:
+        """The gateways of the records' networks: addresses of the host, in Python's canonical text form."""
+        return self._index.gateways.keys()
 
     def addresses(self) -> Iterable[str]:
         """Every address a record holds (in Python's canonical text form)."""

@@ -43,6 +43,7 @@ from dnscock.dnsname import split_name
 from dnscock.errors import DnscockError
 from dnscock.query import Query
 from dnscock.sockets import framed, grow_receive_buffer, read_message
+from dnscock.stats import rcode_name
 
 log = logging.getLogger("dnscock.upstream")
 
@@ -56,9 +57,8 @@ PROBE_FIRST, PROBE_MAX = 0.5, 30.0
 _MALFORMED = "a malformed reply"
 
 # Called once per forwarded query: (the query; the upstream's reply as it came, its id ours and not the
-# client's, or None; what went wrong; where the reply's records sit, as the check for malformed replies
-# found them, so that no one reads them again).
-Done = Callable[[Query, bytes | None, str, list[wire.RecordInfo] | None], None]
+# client's, or None; what went wrong).
+Done = Callable[[Query, bytes | None, str], None]
 
 
 class UpstreamError(DnscockError):
@@ -210,8 +210,8 @@ class Upstream:
 
     # -- health --
 
-    def judge(self, reply: bytes, keep_records: bool = True) -> tuple[str, list[wire.RecordInfo] | None]:
-        """Books a reply: ("" when it may reach the client, else why not; its records, when ``keep_records``).
+    def judge(self, reply: bytes) -> str:
+        """Books a reply: "" when it may reach the client, else why not.
 
         A malformed reply counts as a failure, a refusal as a sign of life.
         """
@@ -219,15 +219,14 @@ class Upstream:
         if rcode in _FAILURE_RCODES:
             self.errors += 1
             self.succeeded()  # alive, if perhaps unwilling
-            return f"answered rcode {rcode}", None
-        infos = wire.records(reply, keep_records)
-        if infos is None:
+            return f"answered {rcode_name(rcode)}"
+        if wire.records(reply, keep=False) is None:
             self.errors += 1
             self.failed()  # as good as no answer
-            return _MALFORMED, None
+            return _MALFORMED
         if self.fails:
             self.succeeded()
-        return "", infos if keep_records else None
+        return ""
 
     def ask_failed(self, error: UpstreamError) -> None:
         """Books an exchange that got no reply at all."""
@@ -308,7 +307,6 @@ class Forwarder:
         self.upstreams = self._default.upstreams + [upstream for group in self._domains.values()
                                                     for upstream in group.upstreams]
         self.in_flight = 0  # exchanges not yet finished
-        self.keep_records = True  # hand ``done`` where the reply's records sit (a forward cache wants them)
         # UDP attempts in flight are swept by one loop timer (cheaper than a timer each), running
         # only while queries are in flight.
         self._sweeper = None
@@ -434,12 +432,12 @@ class Forwarder:
     # -- outcomes --
 
     def _judged(self, query: Query, reply: bytes) -> None:
-        problem, infos = query.upstream.judge(reply, self.keep_records)
+        problem = query.upstream.judge(reply)
         if problem:
             self._note(query, f"{query.upstream.address}: {problem}")
             self._try_next(query)
             return
-        self._finish(query, reply, "", infos)
+        self._finish(query, reply, "")
 
     def _failed(self, query: Query, error: UpstreamError) -> None:
         query.upstream.ask_failed(error)
@@ -451,11 +449,10 @@ class Forwarder:
             query.problems = []
         query.problems.append(problem)
 
-    def _finish(self, query: Query, reply: bytes | None, problem: str,
-                infos: list[wire.RecordInfo] | None = None) -> None:
+    def _finish(self, query: Query, reply: bytes | None, problem: str) -> None:
         self.in_flight -= 1
         try:
-            query.done(query, reply, problem, infos)
+            query.done(query, reply, problem)
         except Exception:
             log.exception("failed to deliver a forwarded answer")
 

@@ -5,7 +5,10 @@ usually reach only the one on a network it shares. A client whose address
 lies in the subnet of one or more of the container's networks gets the
 container's addresses on those networks only; every other client (the
 host, loopback, a network the container is not on) gets all of them, as
-without split horizon. Docker's embedded DNS answers the same way.
+without split horizon. Docker's embedded DNS answers the same way. The
+networks' gateway addresses are the host's own: the host asking from one
+(a query to the bridge's address, or through -dns=bridge) gets all of
+them too, though its address lies in the subnet.
 
 A client's ``View`` is the set of the table's subnets it is in; answers
 and the replies kept for them depend on it, so the local reply caches key
@@ -41,6 +44,7 @@ class Views:
         self._tags: dict[frozenset[str], View] = {}
         self._generation = -1
         self._subnets: frozenset[str] = frozenset()
+        self._gateways: frozenset[str] = frozenset()
         self._networks: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
 
     def of(self, client: str) -> View:
@@ -59,15 +63,15 @@ class Views:
 
     def _refresh(self) -> None:
         self._generation = self.store.generation
-        subnets = frozenset(self.store.subnets())
-        if subnets != self._subnets:
-            self._subnets = subnets
+        subnets, gateways = frozenset(self.store.subnets()), frozenset(self.store.gateways())
+        if subnets != self._subnets or gateways != self._gateways:
+            self._subnets, self._gateways = subnets, gateways
             self._networks = [(subnet, ipaddress.ip_network(subnet)) for subnet in sorted(subnets)]
             self._memo.clear()
 
     def _compute(self, client: str) -> View:
         address = client_address(client)
-        if address is None:
+        if address is None or str(address) in self._gateways:
             return EVERYONE
         inside = frozenset(subnet for subnet, network in self._networks
                            if network.version == address.version and address in network)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Coverage-guided fuzzing (atheris, libFuzzer) of ``dnscock.wire.parse_question`` and ``Resolver.handle``.
+"""Coverage-guided fuzzing (atheris, libFuzzer) of ``Query.read`` (the hand reader) and ``Pipeline.handle``.
 
 atheris is not a project dependency: run it from a venv of its own, for example::
 
@@ -16,9 +16,9 @@ queries from ``tests/fuzz/strategies.py`` first.
 Each input's first byte picks the transport (bit 0: TCP) and the client
 address (bits 1-3); the rest is the message. For every input:
 
-* ``wire.parse_question`` must not raise, and what it returns must agree
-  with the bytes (the name it read, where the question ends);
-* ``Resolver.handle`` (a synced store of ``tests/fuzz/harness.py``'s records,
+* ``Query.read`` must not raise, and what it reads must agree with the
+  bytes (the labels of the name, where the question ends);
+* ``Pipeline.handle`` (a synced store of ``tests/fuzz/harness.py``'s records,
   a forwarder stub answering at once like the harness's fake upstream) must
   meet every invariant of ``harness.check_outcome`` and log no ERROR.
 
@@ -46,11 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["dnscock", "dnslib"]):
-    # Instrumented: dnslib's parser and dnscock's wire, cache, answers and resolver code.
+    # Instrumented: dnslib's parser and dnscock's query path.
     import dnslib  # noqa: F401
 
-    from dnscock import answers, authority, cache, packing, queries, resolver, wire  # noqa: F401
-    from dnscock.app import build_resolver
+    from dnscock import answers, authority, cache, packing, pipeline, queries, query, wire  # noqa: F401
+    from dnscock.app import build_pipeline
+    from dnscock.query import Query
     from dnscock.config import load_config
     from dnscock.records import RecordStore
 
@@ -75,12 +76,12 @@ class StubForwarder:
     def __init__(self) -> None:
         self.in_flight = 0
 
-    def submit(self, query: bytes, done, tcp: bool = False, question_end: int | None = None, labels=()) -> None:
-        replies = upstream_answers(query, tcp)
+    def submit(self, query: Query, done) -> None:
+        replies = upstream_answers(query.data, query.tcp)
         if replies:
-            done(query[:2] + replies[-1][2:], "", None)
+            done(query, query.data[:2] + replies[-1][2:], "")
         else:
-            done(None, "dropped", None)
+            done(query, None, "dropped")
 
 
 class Fuzzer:
@@ -91,7 +92,7 @@ class Fuzzer:
         self.store = RecordStore()
         self.store.replace_all(fuzz_records())
         self.forwarder = StubForwarder()
-        self.resolver = build_resolver(self.config, self.store, self.forwarder)
+        self.resolver = build_pipeline(self.config, self.store, self.forwarder)
         self.errors = ErrorLogCatcher().__enter__()
         self.counts: dict[str, int] = {}
         self.examples: dict[str, str] = {}
@@ -103,7 +104,7 @@ class Fuzzer:
             return
         self.inputs += 1
         if self.inputs % 200_000 == 0:
-            self.resolver = build_resolver(self.config, self.store, self.forwarder)  # bounded caches, but fresh now and then
+            self.resolver = build_pipeline(self.config, self.store, self.forwarder)  # bounded caches, but fresh now and then
         control, message = data[0], data[1:]
         problems = self.parse_question(message)
         case = FuzzCase(message, tcp=bool(control & 1), kind="atheris", client=CLIENTS[(control >> 1) % len(CLIENTS)])
@@ -127,18 +128,19 @@ class Fuzzer:
             self.write_summary()
 
     def parse_question(self, message: bytes) -> list[Problem]:
+        query = Query(message, None, None, 0.0)
         try:
-            question = wire.parse_question(message)
+            plain = query.read()
         except Exception as error:
-            return [Problem(f"parse_question raised {type(error).__name__}", message.hex())]
-        if question is None:
+            return [Problem(f"Query.read raised {type(error).__name__}", message.hex())]
+        if not plain:
             return []
-        end = wire.HEADER_LENGTH + len(question.name) + 4
-        name = message[wire.HEADER_LENGTH:end - 4]
-        if question.end != end or name != question.name or not question.name.endswith(b"\0"):
-            return [Problem("parse_question disagrees with the bytes", message.hex())]
-        if len(question.name) > 255:
-            return [Problem("parse_question took a name over 255 octets", message.hex())]
+        name = message[wire.HEADER_LENGTH:query.end - 4]
+        read = b"".join(bytes([len(label)]) + label.encode("latin-1") for label in query.labels) + b"\0"
+        if read != name.lower() or not name.endswith(b"\0"):
+            return [Problem("Query.read disagrees with the bytes", message.hex())]
+        if len(name) > 255:
+            return [Problem("Query.read took a name over 255 octets", message.hex())]
         return []
 
     def record(self, problem: Problem, data: bytes) -> None:

@@ -40,6 +40,13 @@ def dig_from(container, server: str, port: int, name: str) -> list[str]:
     return sorted((line for line in result.stdout.split() if line), key=ipaddress.ip_address)
 
 
+def dig_from_the_host(server: str, port: int, name: str) -> list[str]:
+    """The A records the host gets asking ``server:port`` (a bridge's gateway: the host asks from that address)."""
+    result = subprocess.run(["dig", "+short", "+time=2", "+tries=2", "-p", str(port), f"@{server}", name, "A"],
+                            capture_output=True, text=True, timeout=30, check=True)
+    return sorted((line for line in result.stdout.split() if line), key=ipaddress.ip_address)
+
+
 def test_each_client_gets_the_address_on_its_own_network(docker_env, dnscock_for):
     engine = docker_env
     front, back = network(engine, "front", 214), network(engine, "back", 215)
@@ -57,6 +64,10 @@ def test_each_client_gets_the_address_on_its_own_network(docker_env, dnscock_for
     # Asked again: from the reply caches, still each its own.
     assert dig_from(client_back, gateway(back), dnscock.port, "both.busybox.docker") == [on_back]
     assert dig_from(client_front, gateway(front), dnscock.port, "both.busybox.docker") == [on_front]
+    # The host asking at a network's gateway asks from that address, its own: it gets every address.
+    for net in (front, back):
+        assert dig_from_the_host(gateway(net), dnscock.port, "both.busybox.docker") == sorted(
+            [on_front, on_back], key=ipaddress.ip_address)
 
 
 def test_without_split_horizon_every_client_gets_every_address(docker_env, dnscock_for):
@@ -101,6 +112,8 @@ def test_plain_container_names_with_the_option_only(docker_env, dnscock_for):
     # of the image web, of which there is none).
     assert dnscock.addresses("anything.web.docker") == [container_ip(web)]
     assert dnscock.addresses("web.nginx.docker") == [container_ip(web)]
+    # The container other of the image web, named in full, is more specific than <anything>.web: it alone.
+    assert dnscock.addresses("other.web.docker") == [container_ip(image_web)]
     assert dnscock.addresses("other.docker") == [container_ip(image_web)]
 
 

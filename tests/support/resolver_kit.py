@@ -47,9 +47,9 @@ class FakeForwarder:
                 gevent.sleep(self.block)
             self.in_flight -= 1
             if self.reply is None:
-                done(query, None, "down", None)
+                done(query, None, "down")
             else:
-                done(query, query.data[:2] + self.reply[2:], "", None)
+                done(query, query.data[:2] + self.reply[2:], "")
 
         gevent.spawn(run)
 

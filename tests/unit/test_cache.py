@@ -5,8 +5,6 @@ Pure: replies are built with dnspython, run through ``dnscock.cache``, and read 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dns.edns
 import dns.flags
 import dns.message
@@ -77,9 +75,14 @@ def ttls(reply: bytes) -> list[int]:
 # -- ReplyCache: bounded, oldest out first, expired on the way out --
 
 
+def kept(template: bytes, expires: float = float("inf")) -> CachedReply:
+    """An entry read already (no TTLs to count down), as ``ReplyCache`` holds them once served."""
+    return CachedReply(template, ttl_offsets=(), expires=expires)
+
+
 def test_a_full_cache_drops_its_oldest_entry_to_make_room():
     replies = ReplyCache(max_entries=2)
-    first, second, third = CachedReply(b"1"), CachedReply(b"2"), CachedReply(b"3")
+    first, second, third = kept(b"1"), kept(b"2"), kept(b"3")
     replies.put("first", first)
     replies.put("second", second)
     replies.put("third", third)
@@ -90,9 +93,9 @@ def test_a_full_cache_drops_its_oldest_entry_to_make_room():
 
 def test_replacing_an_entry_in_a_full_cache_evicts_nothing():
     replies = ReplyCache(max_entries=2)
-    replies.put("first", CachedReply(b"1"))
-    replies.put("second", CachedReply(b"2"))
-    newer = CachedReply(b"1 again")
+    replies.put("first", kept(b"1"))
+    replies.put("second", kept(b"2"))
+    newer = kept(b"1 again")
     replies.put("first", newer)
     assert len(replies) == 2
     assert replies.get("first", NOW) is newer and replies.get("second", NOW) is not None
@@ -101,14 +104,14 @@ def test_replacing_an_entry_in_a_full_cache_evicts_nothing():
 @pytest.mark.parametrize("max_entries", [0, -1])
 def test_a_cache_of_no_entries_stores_nothing(max_entries):
     replies = ReplyCache(max_entries)
-    replies.put("key", CachedReply(b"reply"))
+    replies.put("key", kept(b"reply"))
     assert len(replies) == 0
     assert replies.get("key", NOW) is None
 
 
 def test_an_entry_is_served_until_it_expires_and_dropped_when_asked_for_after():
     replies = ReplyCache(max_entries=10)
-    entry = CachedReply(b"reply", expires=NOW + 30)
+    entry = kept(b"reply", expires=NOW + 30)
     replies.put("key", entry)
     assert replies.get("key", NOW + 29.99) is entry
     assert replies.get("key", NOW + 30) is None
@@ -172,7 +175,7 @@ def template_entry(template_flags: int, asked_flags: int = dns.flags.RD) -> tupl
     entry = cache.forwarded_entry(reply.to_wire(), NOW)
     assert entry is not None
     template = entry.template[:2] + template_flags.to_bytes(2, "big") + entry.template[4:]
-    return replace(entry, template=template), reply
+    return entry.rewritten(template), reply
 
 
 @pytest.mark.parametrize(("query_flags", "template_flags"), [
@@ -345,12 +348,15 @@ def test_a_forwarded_entry_knows_where_every_ttl_but_the_opts_sits():
     assert [int.from_bytes(reply[offset:offset + 4], "big") for offset in entry.ttl_offsets] == [300, 600, 50]
 
 
-def test_a_forwarded_entry_uses_the_records_the_caller_read_already():
-    reply = answer(None, a(300)).to_wire()
-    infos = wire.records(reply)
-    assert cache.forwarded_entry(reply, NOW, infos) == cache.forwarded_entry(reply, NOW)
-    shorter = [infos[0]._replace(ttl=20)]  # not read again: what the caller found is what counts
-    assert cache.forwarded_entry(reply, NOW, shorter).expires == NOW + 20
+def test_a_kept_reply_is_read_when_first_served_and_dropped_then_if_it_must_not_be_kept():
+    replies = ReplyCache(max_entries=10)
+    good = CachedReply(answer(None, a(300)).to_wire(), NOW, qtype=1)
+    uncacheable = CachedReply(answer(None, a(0)).to_wire(), NOW, qtype=1)
+    replies.put("good", good)
+    replies.put("ttl 0", uncacheable)
+    assert good.ttl_offsets is None and uncacheable.ttl_offsets is None  # not read when kept
+    assert replies.get("good", NOW + 1) is good and good.expires == NOW + 300 and good.ttls == (300,)
+    assert replies.get("ttl 0", NOW + 1) is None and len(replies) == 1
 
 
 # -- negative answers behind a CNAME chain (RFC 2308 §5): once cached for the CNAME's TTL --

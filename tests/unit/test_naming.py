@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from dnscock.naming import container_addresses, image_name, matches, record_from_inspect
+from dnscock.naming import container_addresses, image_name, record_from_inspect
+from tests.support.matching import matches
 
 IMAGE_ID = "sha256:4c24a9f7fed164aa29a3bd4484b6654cdba7c3feb97f273baa3bcb7e46c259a6"
 
@@ -109,6 +110,20 @@ def test_addresses_come_from_every_network():
     assert container_addresses(inspect(networks=networks)) == (("10.0.2.5", "10.0.1.5"), ("fd00::5",))
     assert container_addresses(inspect(networks={}, top_ip="172.17.0.9")) == (("172.17.0.9",), ())
     assert container_addresses({"NetworkSettings": None}) == ((), ())
+
+
+def test_a_record_knows_its_networks_gateways_as_the_hosts_addresses():
+    networks = {
+        "front": {"IPAddress": "10.0.1.5", "IPPrefixLen": 24, "Gateway": "10.0.1.1",
+                  "GlobalIPv6Address": "fd00::5", "GlobalIPv6PrefixLen": 64, "IPv6Gateway": "fd00::1"},
+        "back": {"IPAddress": "10.0.2.5", "IPPrefixLen": 24, "Gateway": "10.0.2.1", "IPv6Gateway": ""},
+    }
+    record = record_from_inspect(inspect(networks=networks))
+    assert record.gateways == ("10.0.2.1", "10.0.1.1", "fd00::1")
+    # Containers on the same networks share one tuple (10,000 containers, a few networks).
+    other = record_from_inspect(inspect(name="/redis2", networks=networks, cid="d" * 64))
+    assert other.gateways is record.gateways
+    assert record_from_inspect(inspect(networks={"none": {"IPAddress": ""}})).gateways == ()
 
 
 @pytest.mark.parametrize(

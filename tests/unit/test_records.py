@@ -6,8 +6,8 @@ import gevent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnscock.naming import matches
 from dnscock.records import Record, RecordStore
+from tests.support.matching import most_specific
 
 LABELS = st.sampled_from(["a", "b", "redis", "web", "x"])
 
@@ -37,8 +37,19 @@ def test_index_agrees_with_the_matching_rule(names, extra, query, removed):
         if i < len(records):
             store.remove(records[i].id)
     alive = [r for i, r in enumerate(records) if i not in removed]
-    expected = {r.id for r in alive if any(matches(tuple(query), name) for name in r.names)}
+    expected = most_specific(tuple(query), alive)
     assert {r.id for r in store.match(tuple(query))} == expected
+
+
+def test_a_name_taken_whole_wins_over_one_with_anything_on_its_left():
+    """-container-names: w1.web is the container w1 of the image web, not <anything>.web (the container web)."""
+    store = RecordStore()
+    store.put(Record("w1", "w1", ("w1", "web")))
+    store.put(Record("web", "web", ("web", "nginx"), extra_names=(("web",),)))
+    assert [r.id for r in store.match(("w1", "web"))] == ["w1"]
+    assert [r.id for r in store.match(("x", "w1", "web"))] == ["w1"]  # two labels taken up against one
+    assert [r.id for r in store.match(("anything", "web"))] == ["web"]  # nothing takes up more
+    assert sorted(r.id for r in store.match(("web",))) == ["w1", "web"]  # both whole: both, as before
 
 
 def test_put_replaces_and_remove_prunes():

@@ -309,7 +309,8 @@ def test_wildcard_aliases(name, rdtype, rcode, answer):
 # -- split horizon --
 
 BOTH = Record("b" * 64, "both", ("both", "img"), ipv4=("172.20.0.2", "172.21.0.2"),
-              places=(("172.20.0.2", "172.20.0.0/16", "front"), ("172.21.0.2", "172.21.0.0/16", "back")))
+              places=(("172.20.0.2", "172.20.0.0/16", "front"), ("172.21.0.2", "172.21.0.0/16", "back")),
+              gateways=("172.20.0.1", "172.21.0.1"))
 FRONT_ONLY = Record("f" * 64, "edge", ("edge", "img"), ipv4=("172.20.0.9",),
                     places=(("172.20.0.9", "172.20.0.0/16", "front"),))
 
@@ -320,6 +321,8 @@ FRONT_ONLY = Record("f" * 64, "edge", ("edge", "img"), ipv4=("172.20.0.9",),
     ("127.0.0.1", ["172.20.0.2", "172.21.0.2"]),  # the host: every address, as without split horizon
     ("10.9.9.9", ["172.20.0.2", "172.21.0.2"]),  # a network the container is not on
     ("::ffff:172.21.0.7", ["172.21.0.2"]),  # a dual-stack socket's IPv4-mapped client
+    ("172.20.0.1", ["172.20.0.2", "172.21.0.2"]),  # front's gateway: the host's own address, not a container's
+    ("::ffff:172.21.0.1", ["172.20.0.2", "172.21.0.2"]),  # back's gateway, on a dual-stack socket
 ])
 def test_split_horizon_answers_each_client_the_addresses_on_its_networks(client, expected):
     resolver, _ = make_resolver([BOTH, FRONT_ONLY])
