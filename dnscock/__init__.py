@@ -4,7 +4,7 @@ It keeps a table of the running containers, fed by the Docker Engine API,
 answers ``<anything>.<container>.<image>.<environment>.<domain>`` from it and
 forwards every other query to an upstream nameserver.
 
-The modules, by what they own (arrows point one way: server -> resolver ->
+The modules, by what they own (arrows point one way: server -> pipeline ->
 authority -> store <- watcher; operations read what app.py hands them):
 
 process
@@ -15,16 +15,26 @@ process
 query path
     ``listeners`` (the DNS sockets, bound once or following the default
     bridge), ``server`` (UDP and TCP transport only), ``sockets`` (binding,
-    buffers, TCP framing), ``resolver`` (the path: admission, caches, local or
-    forwarded), ``access`` (-allow-from, -rate-limit), ``wire`` (raw bytes:
-    the question, the flags of a reply), ``queries`` (what the hand reader
-    leaves, read by dnslib), ``cache`` (replies kept as templates),
-    ``authority`` (which names are ours: zones, apex, SOA, NS, empty
-    non-terminals, reverse names), ``reverse_zones`` (the networks'
-    subnets as reverse zones), ``views`` (split horizon), ``answers``
-    (records -> resource records), ``packing`` (replies as bytes: compression, OPT, size limit,
-    truncation), ``upstream`` (one failover plan, UDP and TCP drivers,
-    upstream health), ``dnsname``, ``stats`` (the counters).
+    buffers, TCP framing), ``query`` (one query's facts, carried through
+    every stage), and ``pipeline``, the stages in order, each the home of
+    one rule:
+
+    1. admit: ``access`` (-allow-from, -rate-limit);
+    2. the exact-bytes caches: ``cache`` (a repeated UDP query, one lookup);
+    3. read: ``Query.read`` by hand, ``queries`` (dnslib) for the rest,
+       both on ``wire`` (the label walk, OPT, header splices, rcodes);
+    4. owner?: ``authority`` (the one dispatch: zone, alias zone, reverse
+       zone from ``reverse_zones``), with ``views`` (split horizon);
+    5a. answer locally: ``cache`` (by question, per view and table
+        generation), ``authority`` and ``answers`` (records -> resource
+        records), ``packing`` (replies as bytes: compression, OPT, size
+        limit, truncation);
+    5b. or forward: ``cache`` (by question, TTLs), ``upstream`` (one
+        failover plan, UDP and TCP drivers, upstream health), the reply
+        relayed by ``packing`` with the client's header;
+    6. send and count: the transport, ``stats`` (the counters).
+
+    ``dnsname`` (names in options and files).
 the table
     ``records`` (``Record``, ``RecordStore``: the trie index, build and
     swap, generation), ``naming`` (inspect data -> names, pure),

@@ -88,6 +88,8 @@ class CachedReply:
     def read(self) -> bool:
         """Reads where the TTLs sit and how long the reply may be served; False when it must not be."""
         reply, qtype = self.template, self.qtype
+        if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & wire.TC_OCTET:
+            return False
         infos = wire.records(reply)
         if infos is None:
             return False
@@ -236,8 +238,12 @@ class ReplyCaches:
                 opt is not None and opt.dnssec_ok, query.flags & (wire.AD | wire.CD))
 
     def local_reply(self, query: Query) -> LocalReply | None:
-        """A local reply kept for the question and the client's view, rewritten for this query."""
+        """A local reply kept for the question and the client's view, rewritten for this query (whose key it
+        sets, for ``keep_local``)."""
         local = self.local
+        if not local.max_entries:
+            return None
+        query.key = self.key(query)
         generation = self.store.generation
         if local.generation != generation:
             local.clear()
@@ -253,8 +259,12 @@ class ReplyCaches:
 
     def forwarded_reply(self, query: Query) -> CachedReply | None:
         """A forwarded reply kept for the question, rewritten for this query; the name is not dnscock's (the
-        dispatch said so just now), so the entry is good for the table as it is."""
+        dispatch said so just now), so the entry is good for the table as it is. Sets the query's key, for
+        ``keep_forwarded``."""
         forward = self.forward
+        if not forward.max_entries:
+            return None
+        query.key = self.key(query)
         entry = forward.get(query.key, time.monotonic())
         if entry is None:
             return None
@@ -267,7 +277,7 @@ class ReplyCaches:
     def keep_local(self, query: Query, reply: bytes) -> None:
         """Keeps a local answer made from the table of ``query.generation`` (unless the table changed since)."""
         local = self.local
-        if query.generation != local.generation or not local.max_entries:
+        if not local.max_entries or query.generation != local.generation:
             return
         entry = LocalReply(reply, counter_key(query.qtype, reply))
         tag = query.view.tag
@@ -278,8 +288,8 @@ class ReplyCaches:
     def keep_forwarded(self, query: Query, reply: bytes) -> None:
         """Keeps an upstream's answer (as relayed to ``query``) for as long as its TTLs will say, if at all."""
         forward = self.forward
-        if not forward.max_entries or reply[3] & wire.RCODE_MASK not in _CACHEABLE_RCODES or reply[2] & 0x02:
-            return  # nothing to read: an error, or truncated (TC)
+        if not forward.max_entries:
+            return
         entry = CachedReply(reply, time.monotonic(), query.qtype, query.generation)
         forward.put(query.key, entry)
         if not query.tcp:
@@ -291,17 +301,3 @@ def for_query(entry: CachedReply | LocalReply, query: Query) -> CachedReply | Lo
     data, end = query.data, query.end
     spliced = wire.spliced(data, entry.template)
     return entry.rewritten(spliced[:wire.HEADER_LENGTH] + data[wire.HEADER_LENGTH:end] + spliced[end:])
-
-
-def forwarded_entry(reply: bytes, now: float, qtype: int | None = None) -> CachedReply | None:
-    """A cache entry for an upstream reply (its question's type read from it when not given), read at once;
-    None when it must not be cached."""
-    if len(reply) < wire.HEADER_LENGTH or wire.rcode(reply) not in _CACHEABLE_RCODES or reply[2] & 0x02:
-        return None
-    if qtype is None:
-        end = wire.question_end(reply)
-        if end is None:
-            return None
-        qtype = reply[end - 4] << 8 | reply[end - 3]
-    entry = CachedReply(reply, now, qtype)
-    return entry if entry.read() else None

@@ -145,7 +145,7 @@ def pack_reply(query: Query, answer: Answer, udp_payload: int, *, truncated: boo
     if opt is not None:
         out += wire.opt_record(udp_payload, opt.dnssec_ok, answer.rcode)
         arcount += 1
-    flags = wire.RA | (wire.AA if answer.authoritative else 0) | (wire.TC if truncated else 0) | (answer.rcode & 0xF)
+    flags = wire.RA | (wire.AA if answer.authoritative else 0) | (wire.TC if truncated else 0) | (answer.rcode & wire.RCODE_MASK)
     wire.HEADER.pack_into(out, 0, data[0] << 8 | data[1], wire.reply_flags(query.flags, flags), 1, ancount, nscount,
                           arcount)
     return bytes(out)

@@ -38,7 +38,7 @@ import gevent
 from dnscock import wire
 from dnscock.access import Admission, Verdict
 from dnscock.authority import Ask, Authority, Owner
-from dnscock.cache import CachedReply, LocalReply, ReplyCaches
+from dnscock.cache import CachedReply, LocalReply, ReplyCache, ReplyCaches
 from dnscock.config import DEFAULT_ALLOW_FROM, IPNetwork, parse_networks
 from dnscock.packing import Answer, pack_reply, relayed
 from dnscock.queries import Unanswerable, read_query
@@ -77,6 +77,8 @@ class PipelineOptions:
 
 
 class Pipeline:
+    """The query path: entry points for the transports, then the stages in order."""
+
     def __init__(self, options: PipelineOptions, store: RecordStore, authority: Authority,
                  forwarder: Forwarder) -> None:
         self.options = options
@@ -87,25 +89,27 @@ class Pipeline:
         self.admission = Admission(options.allow_from, options.rate_limit, options.rate_limit_slip)
         self.views = Views(store, options.split_horizon)
         self.caches = ReplyCaches(options.local_cache_size, options.cache_size, store)
-        self._exact = self.caches.exact if self.caches.enabled else None
         self.deferred = 0  # queries waiting for the first sync, each in a greenlet of its own
         self.stats = QueryStats()
         self.warnings = ThrottledLog(log)
+        # What the stages look up per query, looked up once.
         self._debug = log.isEnabledFor(logging.DEBUG)
         # Clients let through before: one dict lookup admits them (none while a rate limit counts every reply).
         self._admitted = self.admission.allowed if not options.rate_limit else {}
+        self._exact = self.caches.exact if self.caches.enabled else None
+        self._count = {path: stats.count for path, stats in self.stats.paths.items()}
 
     @property
-    def local_cache(self):
+    def local_cache(self) -> ReplyCache:
         return self.caches.local
 
     @property
-    def forward_cache(self):
+    def forward_cache(self) -> ReplyCache:
         return self.caches.forward
 
     @property
     def busy(self) -> int:
-        """Queries waiting now: forwarded, or in a pool greenlet (bounded by -forward-pool)."""
+        """Queries waiting now: forwarded, or for the first sync (bounded by -forward-pool)."""
         return self.forwarder.in_flight + self.deferred
 
     # -- entry points --
@@ -113,16 +117,17 @@ class Pipeline:
     def datagram(self, data: bytes, address: tuple, transport: DatagramTransport) -> bool:
         """A UDP message from ``address``; False when no reply will ever come."""
         start = perf_counter()
-        if self._admitted.get(address[0]) is not True:
-            verdict = self.admission.check(address[0], False)
+        client = address[0]
+        if self._admitted.get(client) is not True:
+            verdict = self.admission.check(client, False)
             if verdict is not Verdict.ALLOW:
                 return self._turn_away(Query(data, transport, address, start), verdict)
         exact = self._exact
         if exact is not None:
-            entry = exact(data, self.views.of(address[0]).tag if self.store.spanning else b"")
+            entry = exact(data, self.views.of(client).tag if self.store.spanning else b"")
             if entry is not None:
                 transport.send_to(entry.reply_to(data), address)
-                self.stats.paths[entry.path].count(entry.counter, perf_counter() - start)
+                self._count[entry.path](entry.counter, perf_counter() - start)
                 return True
         return self._handle(Query(data, transport, address, start))
 
@@ -157,14 +162,15 @@ class Pipeline:
             reply = wire.short_reply(data, wire.RCODE_NOERROR, tc=True)  # the client may retry over TCP
             if reply is not None:
                 self.stats.drop("rate-limited, truncated reply sent")
-                query.reply(reply)
+                query.transport.send(query, reply)
                 return True
         self.stats.drop("rate-limited")
         return False
 
-    # -- read, and the reply caches --
+    # -- read --
 
     def _handle(self, query: Query) -> bool:
+        """Reads the question, decides what the reply may hold (size, EDNS version, view), routes it."""
         if not query.read():
             unanswerable = read_query(query)
             if unanswerable is not None:
@@ -229,13 +235,10 @@ class Pipeline:
 
     def _answer_locally(self, query: Query, owner: Owner) -> None:
         """From the local cache, else from the store (and kept for the current table and the client's view)."""
-        caches = self.caches
-        if caches.local.max_entries:
-            query.key = caches.key(query)
-            kept = caches.local_reply(query)
-            if kept is not None:
-                self._send_kept(query, kept)
-                return
+        kept = self.caches.local_reply(query)
+        if kept is not None:
+            self._send_kept(query, kept)
+            return
         query.generation = self.store.generation
         answer = self.authority.answer(
             Ask(query.labels, query.qtype, query.qclass, query.tcp, query.view.subnets), owner)
@@ -243,21 +246,17 @@ class Pipeline:
         if self._debug:
             log.debug("local %s %s: %s, %d records", query.name, type_text(query.qtype), rcode_name(answer.rcode),
                       len(answer.answer))
-        if caches.local.max_entries:
-            caches.keep_local(query, reply)
+        self.caches.keep_local(query, reply)
         self._send(query, reply, LOCAL)
 
     # -- forward --
 
     def _forward(self, query: Query) -> None:
         """From the forward cache, else from the upstreams (``_relay`` takes their answer)."""
-        caches = self.caches
-        if caches.forward.max_entries:
-            query.key = caches.key(query)
-            kept = caches.forwarded_reply(query)
-            if kept is not None:
-                self._send_kept(query, kept)
-                return
+        kept = self.caches.forwarded_reply(query)
+        if kept is not None:
+            self._send_kept(query, kept)
+            return
         if self._no_room(query, FORWARDED):
             return
         query.generation = self.store.generation
@@ -273,8 +272,7 @@ class Pipeline:
             if self._debug:
                 log.debug("forwarded %s %s: %s, %d bytes", query.name, type_text(query.qtype),
                           rcode_name(wire.rcode(answer)), len(answer))
-            if self.caches.forward.max_entries:
-                self.caches.keep_forwarded(query, reply)
+            self.caches.keep_forwarded(query, reply)
         self._send(query, reply, FORWARDED)
 
     # -- send, count --
@@ -285,4 +283,4 @@ class Pipeline:
 
     def _send_kept(self, query: Query, kept: CachedReply | LocalReply) -> None:
         query.transport.send(query, kept.reply_to(query.data))
-        self.stats.paths[kept.path].count(kept.counter, perf_counter() - query.start)
+        self._count[kept.path](kept.counter, perf_counter() - query.start)

@@ -66,9 +66,7 @@ def read_query(query: Query) -> Unanswerable | None:
             return Unanswerable(wire.short_reply(data, wire.RCODE_FORMERR), "malformed")
         opt = found[0]
     labels, name_end = wire.read_name(data, wire.HEADER_LENGTH)
-    query.flags, query.labels, query.end, query.opt = flags, labels, end, opt
-    query.qtype = data[name_end] << 8 | data[name_end + 1]
-    query.qclass = data[name_end + 2] << 8 | data[name_end + 3]
+    query.question(labels, name_end, opt)
     return None
 
 

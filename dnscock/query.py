@@ -8,7 +8,7 @@ forwarder its exchange with the upstreams (which upstream, which id, until
 when). Nothing else is handed from stage to stage.
 
 Its ``transport`` sends the reply: the UDP server (to ``address``), a TCP
-connection, or a test's callback; every reply goes out through ``reply``.
+connection, or a test's callback (``Callback``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Query:
         """
         data = self.data
         size = len(data)
-        if size < 17 or data[2] & 0xF8 or data[4:11] != _PLAIN_COUNTS or data[11] > 1:
+        if size < 17 or data[2] & (wire.QR_OCTET | wire.OPCODE_OCTET) or data[4:11] != _PLAIN_COUNTS or data[11] > 1:
             return False  # a response, another opcode, other counts
         read = wire.read_name(data, wire.HEADER_LENGTH)
         if read is None:
@@ -64,21 +64,26 @@ class Query:
         end = name_end + 4
         if end > size:
             return False
+        opt = None
         if data[11]:
-            opt = wire.read_opt(data, end)
-            if opt is None or opt[1] != size:
+            found = wire.read_opt(data, end)
+            if found is None or found[1] != size:
                 return False
-            self.opt = opt[0]
+            opt = found[0]
         elif end != size:
             return False
-        else:
-            self.opt = None
+        self.question(labels, name_end, opt)
+        return True
+
+    def question(self, labels: tuple[str, ...], name_end: int, opt: wire.Opt | None) -> None:
+        """Takes the question read: its name's labels, the offset past the name, its OPT record's fields."""
+        data = self.data
         self.flags = data[2] << 8 | data[3]
         self.labels = labels
-        self.end = end
+        self.end = name_end + 4
         self.qtype = data[name_end] << 8 | data[name_end + 1]
         self.qclass = data[name_end + 2] << 8 | data[name_end + 3]
-        return True
+        self.opt = opt
 
     def reply_limit(self, udp_payload: int) -> int:
         """The most bytes a reply may have: 512 over UDP without EDNS0, else what both sides allow (RFC 6891 §6.2.5)."""
@@ -96,9 +101,6 @@ class Query:
     @property
     def dnssec_ok(self) -> bool:
         return self.opt is not None and self.opt.dnssec_ok
-
-    def reply(self, reply: bytes) -> None:
-        self.transport.send(self, reply)
 
 
 class Callback:

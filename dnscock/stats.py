@@ -14,6 +14,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 
+from dnscock.wire import RCODE_MASK
+
 # Where an answer came from.
 LOCAL = "local"  # dnscock itself: the container table, or an error it decides (FORMERR, REFUSED, ...)
 CACHED = "cached"  # the forward cache
@@ -39,7 +41,7 @@ LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
 
 def counter_key(qtype: int, reply: bytes) -> int:
     """Where a reply is counted: its question's type (common ones only; else "other") and its rcode."""
-    return (qtype if qtype in _COUNTED_QTYPES else 0) << 4 | reply[3] & 0x0F
+    return (qtype if qtype in _COUNTED_QTYPES else 0) << 4 | reply[3] & RCODE_MASK
 
 
 _FIRST_BUCKET = LATENCY_BUCKETS[0]
@@ -70,17 +72,20 @@ class PathStats:
 
     def record(self, qtype: int, reply: bytes, seconds: float) -> None:
         """Counts one reply; ``reply`` is its wire form (the rcode is read from its header)."""
-        self.count((qtype if qtype in _COUNTED_QTYPES else 0) << 4 | reply[3] & 0x0F, seconds)
+        self.count(counter_key(qtype, reply), seconds)
 
     def count(self, key: int, seconds: float) -> None:
         """Counts one reply under its ``counter_key``, ``seconds`` after its query came."""
         self.answers[key] += 1
-        self.buckets[0 if seconds < _FIRST_BUCKET else bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        if seconds < _FIRST_BUCKET:  # most replies: no search
+            self.buckets[0] += 1
+        else:
+            self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.seconds += seconds
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(qtype name, rcode name) -> replies."""
-        return {(qtype_name(key >> 4), rcode_name(key & 0x0F)): count
+        return {(qtype_name(key >> 4), rcode_name(key & RCODE_MASK)): count
                 for key, count in enumerate(self.answers) if count}
 
 

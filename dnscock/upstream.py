@@ -120,7 +120,7 @@ class _UdpChannel:
                 log.exception("upstream %s: failed to handle a reply", self.address)
 
     def _dispatch(self, reply: bytes) -> None:
-        if len(reply) < wire.HEADER_LENGTH or not reply[2] & 0x80:  # QR: only a response answers
+        if len(reply) < wire.HEADER_LENGTH or not reply[2] & wire.QR_OCTET:  # only a response answers
             log.debug("upstream %s: dropped %d bytes that are no DNS reply", self.address, len(reply))
             return
         message_id = reply[0] << 8 | reply[1]
@@ -377,7 +377,7 @@ class Forwarder:
     # -- the UDP driver: called from the event loop --
 
     def udp_reply(self, query: Query, reply: bytes) -> None:
-        if reply[2] & 0x02:  # TC: the whole answer needs TCP, which needs a greenlet
+        if reply[2] & wire.TC_OCTET:  # the whole answer needs TCP, which needs a greenlet
             log.debug("upstream %s: truncated UDP answer, asking again over TCP", query.upstream.address)
             gevent.spawn(self._over_tcp, query)
             return

@@ -39,6 +39,10 @@ Z = 0x0040
 AD = 0x0020
 CD = 0x0010
 RCODE_MASK = 0x000F
+# The same flags as seen in the header's third octet alone (the cheapest test on raw bytes).
+QR_OCTET = QR >> 8
+OPCODE_OCTET = OPCODE_MASK >> 8
+TC_OCTET = TC >> 8
 
 RCODE_NOERROR = 0
 RCODE_FORMERR = 1

@@ -10,6 +10,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -62,8 +63,14 @@ def a(ttl: int, address: str = "192.0.2.1", owner: str = NAME) -> tuple[str, int
     return owner, ttl, "A", address
 
 
+def read_entry(reply: bytes, qtype: int = dns.rdatatype.A) -> CachedReply | None:
+    """An upstream's reply to a ``qtype`` question, kept at NOW and read as when first served; None: not kept."""
+    entry = CachedReply(reply, NOW, qtype)
+    return entry if entry.read() else None
+
+
 def lifetime(reply: dns.message.Message | bytes) -> float | None:
-    entry = cache.forwarded_entry(reply if isinstance(reply, bytes) else reply.to_wire(), NOW)
+    entry = read_entry(reply if isinstance(reply, bytes) else reply.to_wire())
     return None if entry is None else entry.expires - NOW
 
 
@@ -172,7 +179,7 @@ def test_a_query_that_differs_only_by_what_the_reply_echoes_shares_the_key(other
 def template_entry(template_flags: int, asked_flags: int = dns.flags.RD) -> tuple[CachedReply, dns.message.Message]:
     """An entry made from the reply to an A query for NAME; its header flags set to ``template_flags`` outright."""
     reply = answer(query(flags=asked_flags), a(300), authority=(soa(600, 300),))
-    entry = cache.forwarded_entry(reply.to_wire(), NOW)
+    entry = read_entry(reply.to_wire())
     assert entry is not None
     template = entry.template[:2] + template_flags.to_bytes(2, "big") + entry.template[4:]
     return entry.rewritten(template), reply
@@ -245,12 +252,12 @@ def test_render_puts_the_query_id_in_and_leaves_a_local_reply_as_it_is():
     (450.0, [0, 150]),  # never below zero
 ])
 def test_render_counts_ttls_down_by_whole_seconds(elapsed, expected):
-    entry = cache.forwarded_entry(answer(None, a(300), authority=(soa(600, 400),)).to_wire(), NOW)
+    entry = read_entry(answer(None, a(300), authority=(soa(600, 400),)).to_wire())
     assert ttls(entry.reply_to(query(message_id=5).to_wire(), NOW + elapsed)) == expected
 
 
 def test_render_keeps_the_counted_bytes_for_the_rest_of_the_second():
-    entry = cache.forwarded_entry(answer(None, a(300)).to_wire(), NOW)
+    entry = read_entry(answer(None, a(300)).to_wire())
     first = entry.reply_to(query(message_id=1).to_wire(), NOW + 7.1)
     counted = entry.counted
     second = entry.reply_to(query(message_id=2).to_wire(), NOW + 7.9)
@@ -264,14 +271,14 @@ def test_render_leaves_the_opt_record_and_its_do_bit_alone():
     asked = query(use_edns=0, want_dnssec=True)
     reply = answer(asked, a(300))
     reply.want_dnssec(True)  # the DO bit echoed: 0x8000 in the OPT record's TTL field
-    entry = cache.forwarded_entry(reply.to_wire(), NOW)
+    entry = read_entry(reply.to_wire())
     assert entry is not None
     rendered = dns.message.from_wire(entry.reply_to(asked.to_wire(), NOW + 100))
     assert rendered.ednsflags & dns.flags.DO and rendered.edns == 0
     assert rendered.answer[0].ttl == 200
 
 
-# -- forwarded_entry: how long an upstream's reply may be served, if at all --
+# -- CachedReply.read: how long an upstream's reply may be served, if at all --
 
 
 @pytest.mark.parametrize(("reply", "expected"), [
@@ -340,7 +347,7 @@ def test_a_forwarded_reply_that_must_not_be_kept_is_not_cached(reply):
 def test_a_forwarded_entry_knows_where_every_ttl_but_the_opts_sits():
     reply = answer(query(use_edns=0), a(300), authority=(soa(600, 400),),
                    additional=(("ns.example.com.", 50, "A", "192.0.2.2"),)).to_wire()
-    entry = cache.forwarded_entry(reply, NOW)
+    entry = read_entry(reply)
     infos = [info for info in wire.records(reply) if info.rtype != wire.TYPE_OPT]
     assert entry.template == reply and entry.stored == NOW and entry.expires == NOW + 300
     assert entry.ttl_offsets == tuple(info.ttl_offset for info in infos)
