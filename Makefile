@@ -41,7 +41,7 @@ fuzz: $(VENV)/.dev
 	$(VENV)/bin/python scripts/fuzz.py $(FUZZ_ARGS)
 
 soak: system-deps $(VENV)/.dev
-	$(VENV)/bin/python scripts/soak.py $(SOAK_ARGS)
+	$(VENV)/bin/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -8,8 +8,9 @@ must do and nothing more.
 
 ``python -m bench.ceiling answer PORT HOSTS_FILE`` answers A queries from a
 hosts file: a reply kept per query bytes (but the id), so a repeated query
-costs one dict lookup; a new one is read with dnslib and answered (NXDOMAIN
-for names not in the file).
+costs one dict lookup; a new one is read with dnslib and answered with
+every address the file gives the name, as many as fit in 512 bytes (TC set
+when some did not), NXDOMAIN for names not in the file.
 
 Both read with gevent sockets in plain loops, as dnscock does (one greenlet
 per socket); a benchmark gives them CPU 1 alone, like every contender. They
@@ -69,12 +70,12 @@ def forward(port: int, upstream_port: int) -> None:
 def answer(port: int, hosts_file: str) -> None:
     from dnslib import QTYPE, RR, A, DNSRecord
 
-    table: dict[str, str] = {}
+    table: dict[str, list[str]] = {}
     with open(hosts_file) as hosts:
         for line in hosts:
             address, *names = line.split()
             for name in names:
-                table.setdefault(name.lower().rstrip(".") + ".", address)
+                table.setdefault(name.lower().rstrip(".") + ".", []).append(address)
     sock = _udp_socket()
     sock.bind(("127.0.0.1", port))
     kept: dict[bytes, bytes] = {}
@@ -82,12 +83,17 @@ def answer(port: int, hosts_file: str) -> None:
     def first_time(query: bytes) -> bytes:
         message = DNSRecord.parse(query)
         reply = message.reply()
-        address = table.get(str(message.q.qname).lower())
-        if address is None:
+        addresses = table.get(str(message.q.qname).lower())
+        if addresses is None:
             reply.header.rcode = 3
         elif message.q.qtype == QTYPE.A:
-            reply.add_answer(RR(message.q.qname, QTYPE.A, rdata=A(address), ttl=0))
+            for address in addresses:
+                reply.add_answer(RR(message.q.qname, QTYPE.A, rdata=A(address), ttl=0))
         packed = reply.pack()
+        while len(packed) > 512:  # UDP without EDNS0 (RFC 1035 §4.2.1)
+            reply.rr.pop()
+            reply.header.tc = 1
+            packed = reply.pack()
         kept[query[2:]] = packed[2:]
         return packed
 

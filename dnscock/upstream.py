@@ -391,23 +391,22 @@ class Forwarder:
         self._sweeper = gevent.get_hub().loop.timer(_SWEEP_INTERVAL, _SWEEP_INTERVAL)
         self._sweeper.start(self._sweep)
 
+    def _channels(self) -> list[_UdpChannel]:
+        return [upstream._udp for upstream in self.upstreams if upstream._udp is not None]
+
     def _sweep(self) -> None:
         now = time.monotonic()
-        waiting = False
-        for upstream in self.upstreams:
-            channel = upstream._udp
-            if channel is None or not channel.pending:
-                continue
+        for channel in self._channels():
             expired = [query for query in channel.pending.values() if query.attempt_deadline <= now]
             for query in expired:
                 channel.forget(query)
                 try:
-                    self._failed(query, UpstreamError(f"{upstream.address}: no answer in time", timed_out=True))
-                    self._try_next(query)
+                    self._failed(query, UpstreamError(f"{query.upstream.address}: no answer in time",
+                                                      timed_out=True))
+                    self._try_next(query)  # perhaps on a channel swept already: it is looked at next time
                 except Exception:
                     log.exception("failed to time out a forwarded query")
-            waiting = waiting or bool(channel.pending)
-        if not waiting and self._sweeper is not None:
+        if self._sweeper is not None and not any(channel.pending for channel in self._channels()):
             self._stop_sweeper()
 
     def _stop_sweeper(self) -> None:

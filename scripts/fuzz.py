@@ -19,7 +19,7 @@ What it does:
   record is added or removed (the caches' generation changes);
 * a share of that (``--live-share``, default 1%) goes, on top, to the UDP
   and TCP servers of a real ``python -m dnscock`` subprocess that knows the
-  containers of ``bench/fake_engine.py`` and forwards to the harness's
+  containers of ``tests/support/fake_engine`` and forwards to the harness's
   ``FuzzUpstream``; after each batch a valid local and a valid
   forwarded query must still get their answers;
 * every case is checked against the invariants of ``tests/fuzz/harness.py``
@@ -79,7 +79,7 @@ import gevent.event  # noqa: E402
 from dnscock.records import Record  # noqa: E402
 from tests.fuzz.harness import (  # noqa: E402
     LIVE_ARGS,
-    FakeEngineProcess,
+    FuzzEngine,
     FuzzUpstream,
     InProcessTarget,
     LiveTarget,
@@ -298,7 +298,7 @@ class LiveRun:
         self.cases = 0
         self.batches = 0
         self.next_at = self.every
-        self.engine = FakeEngineProcess()
+        self.engine = FuzzEngine()
         self.upstream = FuzzUpstream()
         try:
             self.process = DnscockProcess("-dns=127.0.0.1:0", f"-nameserver={self.upstream.address}",

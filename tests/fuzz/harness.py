@@ -6,7 +6,7 @@
   calls ``Pipeline.handle(data, tcp, respond, client)`` for each case and
   waits for the replies that must come.
 * ``LiveTarget``: the UDP and TCP servers of a ``python -m dnscock``
-  subprocess (with ``FakeEngineProcess`` for its local names and a
+  subprocess (with ``FuzzEngine`` for its local names and a
   ``FuzzUpstream`` upstream);
   ``udp_batch``/``tcp_batch``/``tcp_raw`` send a batch of cases, and
   ``probe`` checks that a valid local and a valid forwarded query still get
@@ -42,8 +42,7 @@ import logging
 import os
 import socket
 import struct
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
 import traceback
@@ -67,12 +66,11 @@ from dnscock.records import Record, RecordStore
 from dnscock.pipeline import Pipeline
 from dnscock.upstream import Forwarder
 from tests.fuzz.strategies import FuzzCase
+from tests.support.fake_engine import FakeEngineProcess
 from tests.support.fake_upstream import ThreadedNameserver
-from tests.support.processes import stop_process
 
 log = logging.getLogger("tests.fuzz.harness")
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADER_LENGTH = 12
 CLASSIC_UDP_LIMIT = 512
 SERVER_UDP_PAYLOAD = 1232  # dnscock's -udp-payload default
@@ -84,7 +82,7 @@ OPCODE_BITS = 0x78  # in the third octet of a header
 # First labels for which the fake upstream fails on purpose (so SERVFAIL is right).
 FAILING_MODES = (b"drop", b"servfail", b"refused")
 
-# The fake engine's containers (bench/fake_engine.py): c00001..c00040 over images img0001..img0005.
+# The fake engine's containers (tests/support/fake_engine): c00001..c00040 over images img0001..img0005.
 ENGINE_CONTAINERS = 40
 ENGINE_IMAGES = 5
 
@@ -561,34 +559,23 @@ class InProcessTarget:
 # -- the live servers --
 
 
-class FakeEngineProcess:
-    """``bench/fake_engine.py`` in a subprocess, on a unix socket of its own."""
+class FuzzEngine(FakeEngineProcess):
+    """The fake engine in a subprocess, on a unix socket in a short folder of its own (paths are limited to 108
+    bytes), which ``stop()`` removes."""
 
     def __init__(self, containers: int = ENGINE_CONTAINERS, images: int = ENGINE_IMAGES) -> None:
-        # A short folder: unix socket paths are limited to 108 bytes.
         self.directory = Path(tempfile.mkdtemp(prefix="dnscock-fuzz-"))
-        self.socket = self.directory / "docker.sock"
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "fake_engine.py"), "--socket", str(self.socket),
-             "--containers", str(containers), "--images", str(images)],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # "ready" once it listens
-        if line.strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"the fake engine did not start: {line}")
-        self.url = f"unix://{self.socket}"
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.socket.unlink(missing_ok=True)
         try:
-            self.directory.rmdir()
-        except OSError:
-            pass
+            super().__init__(self.directory / "docker.sock", containers, "--images", str(images))
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+
+    def stop(self) -> int:
+        try:
+            return super().stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 LIVE_ARGS = ("-timeout=0.3", "-max-fails=0", "-tcp-idle-timeout=5")

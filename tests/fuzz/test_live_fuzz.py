@@ -3,7 +3,7 @@
 dnscock runs as a subprocess (the ``start_dnscock`` fixture) on a loopback
 port chosen by the kernel, forwarding to ``harness.FuzzUpstream`` (a fake
 nameserver that answers every query, odd ones included, by hand), with the
-containers of ``bench/fake_engine.py`` (a fake Engine API on a unix socket,
+containers of ``tests/support/fake_engine`` (a fake Engine API on a unix socket,
 in a subprocess) as its local names. Each example is
 a batch of generated cases sent over UDP or over one TCP connection (or a
 raw byte stream over TCP); every reply is checked as in-process
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.harness import (
     LIVE_ARGS,
-    FakeEngineProcess,
+    FuzzEngine,
     FuzzUpstream,
     LiveTarget,
     Problem,
@@ -40,8 +40,8 @@ LIVE = {"phases": (Phase.explicit, Phase.generate)}
 
 
 @pytest.fixture(scope="module")
-def fake_engine() -> Iterator[FakeEngineProcess]:
-    engine = FakeEngineProcess()
+def fake_engine() -> Iterator[FuzzEngine]:
+    engine = FuzzEngine()
     yield engine
     engine.stop()
 
@@ -54,7 +54,7 @@ def fuzz_upstream() -> Iterator[FuzzUpstream]:
 
 
 @pytest.fixture
-def live(start_dnscock, fuzz_upstream: FuzzUpstream, fake_engine: FakeEngineProcess) -> LiveTarget:
+def live(start_dnscock, fuzz_upstream: FuzzUpstream, fake_engine: FuzzEngine) -> LiveTarget:
     process = start_dnscock(f"-nameserver={fuzz_upstream.address}", f"-docker={fake_engine.url}", *LIVE_ARGS)
     target = LiveTarget.of(process)
     assert_no_problems(target.probe(), "before any fuzzing")  # also waits for the first sync

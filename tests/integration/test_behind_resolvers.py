@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import dns.flags
 import pytest
 
-from bench.fake_engine import FakeEngine
 from tests.support.dnscock_process import rcode
+from tests.support.fake_engine import FakeEngine
 from tests.support.fake_upstream import ANSWER_IP
 from tests.support.unbound import SIGNED_ZONE, in_front_of_dnscock, validating_upstream
 

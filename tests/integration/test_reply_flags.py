@@ -28,8 +28,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from bench.fake_engine import FakeEngine
 from tests.support.dnscock_process import DnscockProcess
+from tests.support.fake_engine import FakeEngine
 from tests.support.fake_upstream import FakeUpstream
 
 Z = 0x0040

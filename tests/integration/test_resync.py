@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench.fake_engine import FakeEngine
 from dnscock.naming import image_name
 from tests.support.dnscock_process import rcode
+from tests.support.fake_engine import FakeEngine
 
 
 def dns_name(container) -> str:

@@ -1,7 +1,7 @@
 """Replies correct to the letter, as real resolvers and genreport (ISC's DNS compliance tester) check them.
 
 The real ``python -m dnscock`` on loopback, its containers from the fake
-Engine API server (``bench/fake_engine.py``, in this process), upstreams
+Engine API server (``tests/support/fake_engine``, in this process), upstreams
 from ``tests/support/fake_upstream.py``. Each test here is one defect that
 resolvers in front of dnscock tripped over (issue 12); every one failed
 before the query path was rebuilt around one home per rule.
@@ -23,8 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from bench.fake_engine import FakeEngine
 from tests.support.dnscock_process import DnscockProcess, rcode
+from tests.support.fake_engine import FakeEngine
 from tests.support.fake_upstream import FakeUpstream
 
 Z = 0x0040  # the reserved header bit (RFC 1035 §4.1.1); dnspython has no name for it

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from bench.fake_engine import FakeEngine
+from tests.support.fake_engine import FakeEngine
 
 
 def read_messages(sock: socket.socket, timeout: float) -> list[str]:

@@ -5,7 +5,7 @@ upstream that stays silent, answers after twice dnscock's ``-timeout``,
 answers garbage, answers under another message id, answers another
 question, sends a damaged reply, or truncates its UDP answers while its TCP
 is silent or resets. dnscock runs with ``-docker`` pointing at the fake
-engine of ``bench/fake_engine.py`` (a subprocess with a few containers), so
+engine of ``tests/support/fake_engine`` (a subprocess with a few containers), so
 local names exist without Docker, and a thread keeps asking for them while
 the fault lasts (``tests/support/prober.py``).
 
@@ -26,12 +26,9 @@ them per test).
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dns.exception
@@ -40,13 +37,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from bench.fake_engine import container_ip, make_image
 from tests.support.dnscock_process import DnscockProcess, rcode
+from tests.support.fake_engine import FakeEngineProcess, container_ip, make_image
 from tests.support.fake_upstream import ANSWER_IP, FakeUpstream
 from tests.support.prober import Prober
-from tests.support.processes import stop_process
-
-ROOT = Path(__file__).resolve().parents[2]
 
 TIMEOUT = 0.5  # dnscock's -timeout in these tests, seconds
 SLACK = 1.5  # a reply must arrive before TIMEOUT + SLACK: "no hang", not a performance bar
@@ -118,32 +112,23 @@ def record(figures: dict[str, dict[str, Any]], request: pytest.FixtureRequest, *
 
 
 @dataclass
-class FakeEngineProcess:
+class LocalEngine:
     url: str
-    process: subprocess.Popen
     names: dict[str, list[str]] = field(default_factory=dict)  # local name -> its sorted addresses
 
 
 @pytest.fixture(scope="module")
-def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeEngineProcess]:
-    socket_path = tmp_path_factory.mktemp("engine") / "docker.sock"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "fake_engine.py"), "--socket", str(socket_path),
-         "--containers", str(CONTAINERS), "--images", str(IMAGES)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+    engine = FakeEngineProcess(tmp_path_factory.mktemp("engine") / "docker.sock", CONTAINERS, "--images", str(IMAGES))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # "ready" once it listens
-        assert line.strip() == "ready", f"the fake engine did not start: {line}{process.stdout.read()}"
         names: dict[str, list[str]] = {}
         for index in range(1, CONTAINERS + 1):  # container i runs image ((i - 1) % IMAGES) + 1
             image = make_image((index - 1) % IMAGES + 1).reference.split(":")[0].rsplit("/", 1)[-1]
             names[f"c{index:05d}.{image}.docker"] = [container_ip(index)]
             names.setdefault(f"{image}.docker", []).append(container_ip(index))
-        yield FakeEngineProcess(f"unix://{socket_path}", process, {key: sorted(v) for key, v in names.items()})
+        yield LocalEngine(engine.url, {key: sorted(v) for key, v in names.items()})
     finally:
-        stop_process(process)
+        engine.stop()
 
 
 @contextlib.contextmanager
@@ -199,7 +184,7 @@ def assert_healthy(dnscock: DnscockProcess) -> None:
     assert "Traceback" not in dnscock.log(), f"dnscock logged a traceback:\n{dnscock.log()}"
 
 
-def start(start_dnscock, fake_engine: FakeEngineProcess, *nameservers: FakeUpstream) -> DnscockProcess:
+def start(start_dnscock, fake_engine: LocalEngine, *nameservers: FakeUpstream) -> DnscockProcess:
     dnscock = start_dnscock(f"-nameserver={','.join(server.address for server in nameservers)}",
                             f"-timeout={TIMEOUT}", f"-max-fails={MAX_FAILS}", f"-docker={fake_engine.url}")
     dnscock.wait_for_log("connected to the Docker engine")

@@ -1,12 +1,16 @@
 """A loopback port that is free for both UDP and TCP right now, for servers that cannot bind port 0.
 
 dnscock itself can listen on port 0 and log the port it got; a container,
-a compose service or a Procfile needs the number up front.
+a compose service, a Procfile or a quiet dnscock needs the number up front.
+A port is handed out once per process: two servers given ports before
+either binds never get the same one.
 """
 
 from __future__ import annotations
 
 import socket
+
+_handed_out: set[tuple[str, int]] = set()
 
 
 def free_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
@@ -15,11 +19,14 @@ def free_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
         with socket.socket(family, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
             port = tcp.getsockname()[1]
+            if (host, port) in _handed_out:
+                continue
             with socket.socket(family, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind((host, port))
                 except OSError:
                     continue
+        _handed_out.add((host, port))
         return port
     raise RuntimeError(f"no port free for both UDP and TCP on {host} after {attempts} tries")
 

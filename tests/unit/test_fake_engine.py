@@ -1,4 +1,4 @@
-"""bench/fake_engine.py: docker-py talks to it as to a Docker 20.10 engine (in-process, over its unix socket)."""
+"""tests/support/fake_engine: docker-py talks to it as to a Docker 20.10 engine (in-process, over its unix socket)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import docker
 import docker.errors
 import pytest
 
-from bench.fake_engine import PATH_ENV, FakeEngine
+from tests.support.fake_engine import PATH_ENV, FakeEngine
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Soak test: dnscock under steady load and container churn for minutes; does anything leak or fail?
 
-    .venv/bin/python scripts/soak.py [--minutes 10] [--containers 20] [--json soak-results.json]
+    make soak SOAK_ARGS="..."   (.venv/bin/python -m bench.soak [--minutes 10] [--containers 20] [--json PATH])
 
 As root (it starts the tests' private Docker engine). It starts:
 
@@ -9,7 +8,7 @@ As root (it starts the tests' private Docker engine). It starts:
   busybox containers of three images (``redis``, ``web``, ``db``);
 - dnsmasq as the upstream, answering every name under ``fwd.test`` with
   192.0.2.1 (TTL 1 s, so dnscock's forward cache keeps turning over) and
-  NXDOMAIN under ``nx.test`` (no SOA: never cached), as bench/run.py does;
+  NXDOMAIN under ``nx.test`` (no SOA: never cached), like the bench's upstream;
 - dnscock (``python -m dnscock``) alone on CPU 1 (taskset), with
   ``-http=127.0.0.1:<free port>`` when it takes the option (else without it).
 
@@ -49,14 +48,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -67,25 +65,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.run import (  # noqa: E402
+from bench import progress
+from bench.contenders import Dnscock, Dnsmasq
+from bench.dnsclient import ask
+from bench.dnsperf import parse_dnsperf
+from bench.errors import BenchError
+from bench.packages import ensure_packages
+from bench.processes import (
     LOAD_CPU,
     SERVER_CPU,
-    BenchError,
-    Dnscock,
-    Dnsmasq,
     Processes,
-    ask,
+    clean_up,
     cpu_seconds,
-    ensure_packages,
-    free_port,
-    parse_dnsperf,
+    interrupt,
     read_rss_kib,
-    rcode_text,
-    say,
+    temp_dir,
 )
+from tests.support.dnscock_process import rcode
+from tests.support.ports import free_port
+
+log = logging.getLogger("bench.soak")  # not __name__: "__main__" under python -m
 
 IMAGES = ("redis", "web", "db")
 FWD_ADDRESS = "192.0.2.1"
@@ -274,7 +273,7 @@ def scrape_greenlets(port: int | None) -> float | None:
 def start_engine(soak: Soak) -> list[str]:
     from tests.support.private_engine import PrivateEngine
 
-    say("starting a private Docker engine")
+    log.info("starting a private Docker engine")
     engine = PrivateEngine(soak.tmp / "e")
     soak.engine = engine  # stopped in cleanup even when start fails half-way
     engine.start()
@@ -286,7 +285,7 @@ def start_engine(soak: Soak) -> list[str]:
         engine.ensure_image(f"{image}:latest")
     count = soak.options.containers
     names = [f"soak{i:02d}" for i in range(1, count + count // 2 + 1)]  # a third more names than containers
-    say(f"running {count} containers")
+    log.info("running %s containers", count)
     for name in names[:count]:
         run_container(engine, name)
     return names
@@ -300,7 +299,7 @@ def start_upstream(soak: Soak) -> None:
     soak.upstream = Dnsmasq(soak.processes, soak.tmp, "upstream", LOAD_CPU,
                             [f"--address=/fwd.test/{FWD_ADDRESS}", "--address=/nx.test/", "--cache-size=0",
                              f"--local-ttl={FWD_TTL}"], probe="probe.fwd.test")
-    say(f"upstream dnsmasq on 127.0.0.1:{soak.upstream.port} (PID {soak.upstream.pid}, CPU {LOAD_CPU})")
+    log.info("upstream dnsmasq on 127.0.0.1:%s (PID %s, CPU %s)", soak.upstream.port, soak.upstream.pid, LOAD_CPU)
 
 
 def start_dnscock(soak: Soak) -> None:
@@ -314,7 +313,7 @@ def start_dnscock(soak: Soak) -> None:
         if dnscock.process.poll() != 2 or "http" not in dnscock.log_tail().lower():
             raise
         soak.notes.append("dnscock does not take -http yet: greenlets not sampled, /proc figures only")
-        say(soak.notes[-1])
+        log.info("%s", soak.notes[-1])
         dnscock = Dnscock(soak.processes, "soak", soak.engine.url, soak.upstream.port, verbose=True)
         http_port = None
         dnscock.wait_listening()
@@ -326,9 +325,9 @@ def start_dnscock(soak: Soak) -> None:
     soak.http_port = http_port
     if http_port is not None and scrape_greenlets(http_port) is None:
         soak.notes.append(f"/metrics on 127.0.0.1:{http_port} gives no dnscock_greenlets: /proc figures only")
-        say(soak.notes[-1])
-    say(f"dnscock (PID {dnscock.pid}, CPU {SERVER_CPU}) on 127.0.0.1:{dnscock.port}, synced in {seconds:.2f}s "
-        f"({how}); HTTP {'on 127.0.0.1:%d' % http_port if http_port else 'off'}")
+        log.info("%s", soak.notes[-1])
+    log.info("dnscock (PID %s, CPU %s) on 127.0.0.1:%s, synced in %.2fs (%s); HTTP %s", dnscock.pid, SERVER_CPU,
+             dnscock.port, seconds, how, f"on 127.0.0.1:{http_port}" if http_port else "off")
 
 
 def write_queries(soak: Soak, names: Sequence[str]) -> Path:
@@ -357,8 +356,8 @@ def check_answers(soak: Soak, names: Sequence[str]) -> None:
     name = f"{names[0]}.{image_of(names[0])}.docker"
     for qname, expect in ((name, "NOERROR"), ("check.fwd.test", "NOERROR"), ("check.nx.test", "NXDOMAIN")):
         reply = ask(dnscock.port, qname)
-        if rcode_text(reply) != expect or (expect == "NOERROR" and not reply.answer):
-            raise SoakError(f"{qname}: dnscock answers {rcode_text(reply)} {reply.answer}, expected {expect}")
+        if rcode(reply) != expect or (expect == "NOERROR" and not reply.answer):
+            raise SoakError(f"{qname}: dnscock answers {rcode(reply)} {reply.answer}, expected {expect}")
 
 
 def dnsperf_command(soak: Soak, query_file: Path, seconds: int, qps: float | None) -> list[str]:
@@ -373,7 +372,7 @@ def dnsperf_command(soak: Soak, query_file: Path, seconds: int, qps: float | Non
 def measure_max_qps(soak: Soak, query_file: Path) -> float:
     assert soak.dnscock is not None
     seconds = soak.options.probe_seconds
-    say(f"measuring dnscock's most queries a second: dnsperf for {seconds}s, no limit")
+    log.info("measuring dnscock's most queries a second: dnsperf for %ss, no limit", seconds)
     cpu_before, wall_before = cpu_seconds(soak.dnscock.pid), time.monotonic()
     process = soak.processes.spawn(dnsperf_command(soak, query_file, seconds, None),
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -386,8 +385,8 @@ def measure_max_qps(soak: Soak, query_file: Path) -> float:
     figures = parse_dnsperf(output)
     figures["dnscock_cpu_pct"] = 100 * (cpu_seconds(soak.dnscock.pid) - cpu_before) / (time.monotonic() - wall_before)
     soak.probe = figures
-    say(f"max: {figures['qps']:,.0f} queries/s ({figures['dnscock_cpu_pct']:.0f}% CPU, lost {figures['lost']}, "
-        f"{figures['codes']})")
+    log.info("max: %s queries/s (%.0f%% CPU, lost %s, %s)", f"{figures['qps']:,.0f}", figures["dnscock_cpu_pct"],
+             figures["lost"], figures["codes"])
     return figures["qps"]
 
 
@@ -396,8 +395,8 @@ def run_load(soak: Soak, query_file: Path, target_qps: float, names: Sequence[st
     assert dnscock is not None and engine is not None
     seconds = int(soak.options.minutes * 60)
     interval = soak.options.sample_interval
-    say(f"soak: dnsperf -Q {target_qps:,.0f} for {seconds}s, churning a container every "
-        f"{soak.options.churn_interval:g}s, sampling every {interval:g}s")
+    log.info("soak: dnsperf -Q %s for %ss, churning a container every %gs, sampling every %gs",
+             f"{target_qps:,.0f}", seconds, soak.options.churn_interval, interval)
     soak.churn = Churn(engine, names, soak.options.churn_interval)  # interval 0: never churns
     output: list[str] = []
     dnsperf_rates: list[float] = []
@@ -441,10 +440,10 @@ def run_load(soak: Soak, query_file: Path, target_qps: float, names: Sequence[st
             )
             cpu_before, wall_before = cpu_now, now
             soak.samples.append(sample)
-            say(f"t={sample.t:6.0f}s RSS {sample.rss_kib / 1024:6.1f} MiB, fds {sample.fds}, sockets "
-                f"{sample.sockets}, greenlets {fmt(sample.greenlets)}, CPU {sample.cpu_pct:.0f}%, dnsperf "
-                f"{fmt(sample.dnsperf_qps)} q/s, {sample.containers} running, UDP drops {sample.udp_drops} "
-                f"(machine {sample.rcvbuf_errors})")
+            log.info("t=%6.0fs RSS %6.1f MiB, fds %s, sockets %s, greenlets %s, CPU %.0f%%, dnsperf %s q/s, "
+                     "%s running, UDP drops %s (machine %s)", sample.t, sample.rss_kib / 1024, sample.fds,
+                     sample.sockets, fmt(sample.greenlets), sample.cpu_pct, fmt(sample.dnsperf_qps),
+                     sample.containers, sample.udp_drops, sample.rcvbuf_errors)
     finally:
         soak.churn.stop()
     reader.join(timeout=10)
@@ -457,7 +456,7 @@ def run_load(soak: Soak, query_file: Path, target_qps: float, names: Sequence[st
                    dnscock_udp_drops=udp_drops(dnscock.pid) - drops_before, machine_rcvbuf_errors=rcvbuf_errors() - errors_before,
                    churn=dict(soak.churn.done), churn_errors=soak.churn.errors[:20])
     soak.load.update(figures)
-    say(f"soak load done: {figures['qps']:,.0f} q/s, lost {figures['lost']}, {figures['codes']}")
+    log.info("soak load done: %s q/s, lost %s, %s", f"{figures['qps']:,.0f}", figures["lost"], figures["codes"])
 
 
 def fmt(value: float | None) -> str:
@@ -579,11 +578,11 @@ def cleanup(soak: Soak) -> None:
             soak.churn.stop()
     soak.processes.stop_all()  # dnsperf, dnscock, dnsmasq
     if soak.engine is not None:
-        say("removing the containers and stopping the private engine")
+        log.info("removing the containers and stopping the private engine")
         try:
             soak.engine.stop()
         except Exception as error:
-            say(f"cleanup: stopping the private engine at {soak.engine.root}: {error}")
+            log.warning("cleanup: stopping the private engine at %s: %s", soak.engine.root, error)
         soak.engine = None
 
 
@@ -600,7 +599,7 @@ def run(soak: Soak) -> None:
 
 
 def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python scripts/soak.py", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak load (default 10)")
     parser.add_argument("--containers", type=int, default=20, help="running containers at the start (default 20)")
@@ -623,10 +622,6 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     return options
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     if os.geteuid() != 0:
@@ -635,31 +630,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (os.cpu_count() or 1) < 2:
         print("soak: needs at least 2 CPUs (dnscock on CPU 1, the load on CPU 0)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)  # also when started in the background (SIGINT ignored then)
+    progress.show()
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background (SIGINT ignored then)
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # this script and its threads stay off dnscock's CPU
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="dcsoak", dir="/tmp"))
-    tmp.chmod(0o755)  # dnsmasq drops root
+    tmp = temp_dir("dcsoak")
     soak = Soak(options, tmp)
     failure, interrupted = "", False
     try:
         run(soak)
     except KeyboardInterrupt:
         interrupted = True
-        say("interrupted; cleaning up")
+        log.info("interrupted; cleaning up")
     except (SoakError, BenchError) as error:
         failure = str(error)
-        say(f"ERROR: {failure}")
+        log.error("ERROR: %s", failure)
     finally:
         judged = verdicts(soak) if not interrupted else []
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a dockerd behind
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            cleanup(soak)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            signal.signal(signal.SIGINT, previous)
+        clean_up(lambda: cleanup(soak), tmp)
     if interrupted:
         return 130
     elapsed = time.monotonic() - started
