@@ -107,10 +107,15 @@ _TROUBLE = re.compile(r"\bERROR\b|^Traceback")  # dnscock crashed, or its engine
 class Dnscock:
     """``python -m dnscock`` pinned to the server CPU, its log kept with the time each line was read.
 
+    ``source`` is the checkout whose dnscock runs (``--dnscock``): this one
+    by default, or a worktree of an earlier commit, measured by the same bench.
+
     With ``-verbose=false`` dnscock logs neither "listening on ..." nor
     "connected to the Docker engine ...", so then readiness is told by DNS:
     any reply (listening), then the first local answer (synced).
     """
+
+    source: Path = ROOT
 
     def __init__(self, processes: Processes, label: str, docker_url: str, nameserver_port: int,
                  verbose: bool = False, extra: Sequence[str] = ()) -> None:
@@ -129,7 +134,7 @@ class Dnscock:
         self._eof = False
         self.launched = time.monotonic()
         self.synced_s: float | None = None  # seconds from launch to the first full sync, once wait_synced saw it
-        self.process = processes.spawn(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+        self.process = processes.spawn(command, cwd=Dnscock.source, env=environ, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._processes = processes
         threading.Thread(target=self._read, name=f"dnscock-log-{label}", daemon=True).start()

@@ -25,7 +25,8 @@ def command_output(command: Sequence[str], cwd: Path | None = None) -> str:
     return (result.stdout + result.stderr).strip()
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(source: Path = ROOT) -> dict[str, Any]:
+    """The machine, the tools' versions, and the commit of ``source``, the checkout whose dnscock is measured."""
     model = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,8 +35,8 @@ def machine_info() -> dict[str, Any]:
                 break
     dnsperf_version = re.search(r"Version (\S+)", command_output(["dnsperf", "-h"]))
     dnsmasq_version = command_output([DNSMASQ, "--version"]).splitlines()
-    commit = command_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
-    dirty = command_output(["git", "status", "--porcelain", "--", "dnscock"], cwd=ROOT)
+    commit = command_output(["git", "rev-parse", "--short", "HEAD"], cwd=source)
+    dirty = command_output(["git", "status", "--porcelain", "--", "dnscock"], cwd=source)
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
@@ -44,6 +45,7 @@ def machine_info() -> dict[str, Any]:
         "dnsperf": dnsperf_version.group(1) if dnsperf_version else "",
         "dnsmasq": dnsmasq_version[0] if dnsmasq_version else "",
         "dnscock_commit": commit,
+        "dnscock_source": str(source),
         "dnscock_worktree_dirty": bool(dirty),
         "loadavg_at_start": os.getloadavg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

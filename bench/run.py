@@ -47,10 +47,11 @@ from pathlib import Path
 from bench import progress, report
 from bench.bars import bar_values, judge
 from bench.cases import events, forward, local, scale, startup, swarm
+from bench.contenders import Dnscock
 from bench.errors import BenchError
 from bench.machine import machine_info
 from bench.packages import ensure_packages
-from bench.processes import Processes, clean_up, interrupt, temp_dir
+from bench.processes import ROOT, Processes, clean_up, interrupt, temp_dir
 from bench.session import Options, Session
 
 log = logging.getLogger("bench.run")  # not __name__: "__main__" under python -m
@@ -123,6 +124,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                         help=f"comma-separated, of: {', '.join(CASES)} (default all)")
     parser.add_argument("--json", default="bench-results.json", type=Path, help="where the figures go "
                         "(default bench-results.json)")
+    parser.add_argument("--dnscock", type=Path, default=ROOT, metavar="DIR",
+                        help="the checkout whose dnscock is measured (default this one; for an earlier commit, a git "
+                        "worktree of it: the same bench, the same machine)")
     parser.add_argument("--smoke", action="store_true",
                         help="quick run for CI: small sizes, no bars, fails only when a case produced no figures")
     args = parser.parse_args(argv)
@@ -139,6 +143,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         parser.error("--containers must be at least 2 (half redis, half web)")
     if values["scale_containers"] < 1 or values["sync_containers"] < 1:
         parser.error("--scale-containers and --sync-containers must be at least 1")
+    if not (args.dnscock / "dnscock" / "__main__.py").is_file():
+        parser.error(f"--dnscock: {args.dnscock} holds no dnscock/ package")
+    Dnscock.source = args.dnscock.resolve()
     return Options(cases=[case for case in CASES if case in cases], json_path=args.json, smoke=args.smoke, **values)
 
 
@@ -162,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     tmp = temp_dir("dcb")
     session = Session(options, tmp, Processes())
-    info = machine_info()
+    info = machine_info(Dnscock.source)
     log.info("cases %s; temp dir %s; dnscock %s%s", ", ".join(options.cases), tmp, info["dnscock_commit"],
              " (dnscock/ has uncommitted changes)" if info["dnscock_worktree_dirty"] else "")
     interrupted = False
