@@ -19,6 +19,7 @@ from bench.session import Session
 
 COMPARED_CASES = ("local", "forward-uncached", "forward-cached", "scale")  # dnscock's QPS against a reference's
 UNSATURATED_CPU_PCT = 70  # below this the server under test was not the bottleneck
+SATURATED_CLIENT_CPU_PCT = 95  # above this dnsperf itself, on its one CPU, set the rate
 
 Run = Callable[[int], dict[str, Any]]  # one dnsperf run of a contender in round i (0-based): its figures
 
@@ -45,14 +46,21 @@ def ratio_of(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], name: str
 
     ``ratio``: the median of ``ratio_rounds``; ``ratio_min``, ``ratio_max``:
     their lowest and highest; ``ratio_of_means``: mean QPS over mean QPS
-    (the figure before 2026-12); ``reference``: the reference's summary.
+    (the figure before 2026-12); ``ratio_per_cpu``: the median of the rounds'
+    ratios of QPS per CPU-second of the server (what each server's own work
+    costs, when dnsperf rather than the server set the rate);
+    ``reference``: the reference's summary.
     """
     reference = summarize(theirs)
     mine = summarize(ours)
-    per_round = [a["qps"] / b["qps"] if b["qps"] else math.nan for a, b in zip(ours, theirs, strict=True)]
+    pairs = list(zip(ours, theirs, strict=True))
+    per_round = [a["qps"] / b["qps"] if b["qps"] else math.nan for a, b in pairs]
+    per_cpu = [(a["qps"] / a["server_cpu_pct"]) / (b["qps"] / b["server_cpu_pct"])
+               if a["server_cpu_pct"] and b["server_cpu_pct"] and b["qps"] else math.nan for a, b in pairs]
     return {"reference": reference, "reference_name": name, "ratio": statistics.median(per_round),
             "ratio_rounds": per_round, "ratio_min": min(per_round), "ratio_max": max(per_round),
-            "ratio_of_means": mine["qps"] / reference["qps"] if reference["qps"] else math.nan}
+            "ratio_of_means": mine["qps"] / reference["qps"] if reference["qps"] else math.nan,
+            "ratio_per_cpu": statistics.median(per_cpu)}
 
 
 def compared(session: Session, case: str, runs: dict[str, list[dict[str, Any]]], ours: str,
@@ -66,6 +74,12 @@ def compared(session: Session, case: str, runs: dict[str, list[dict[str, Any]]],
         if min(busy) < UNSATURATED_CPU_PCT:
             session.warn(f"{case}: {ours} and {name} used only {busy[0]:.0f}% / {busy[1]:.0f}% of CPU 1: dnsperf or "
                          "other load on the machine limited the rates, so the ratio says little about the servers")
+        clients = (mine["client_cpu_pct"], result["reference"]["client_cpu_pct"])
+        if min(clients) >= SATURATED_CLIENT_CPU_PCT and max(busy) < SATURATED_CLIENT_CPU_PCT:
+            session.warn(f"{case}: dnsperf used {clients[0]:.0f}% / {clients[1]:.0f}% of CPU 0 against {ours} and "
+                         f"{name}, which used {busy[0]:.0f}% / {busy[1]:.0f}% of CPU 1: the load generator set both "
+                         f"rates, so the ratio tells dnsperf's pace more than the servers' cost; per CPU-second of "
+                         f"the server the ratio is {result['ratio_per_cpu']:.2f}")
     first, *others = references
     result = {"dnscock": mine, **against[first]}
     if others:

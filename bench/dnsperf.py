@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import resource
 import statistics
 import subprocess
 import time
@@ -64,6 +65,8 @@ def measure(processes: Processes, port: int, query_file: Path, server_pid: int, 
                                 "-l", str(seconds), "-c", str(CLIENTS), "-q", str(OUTSTANDING)])
     cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
     upstream_before = cpu_seconds(upstream_pid) if upstream_pid else 0.0
+    # dnsperf's own CPU, from the children reaped meanwhile (it is the only one a run reaps).
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = processes.spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = process.communicate(timeout=seconds + 60)
@@ -78,12 +81,16 @@ def measure(processes: Processes, port: int, query_file: Path, server_pid: int, 
         raise BenchError(f"dnsperf exited with code {process.returncode}:\n{output[-1500:]}")
     figures = parse_dnsperf(output)
     figures["server_cpu_pct"] = 100 * server_cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures["client_cpu_pct"] = 100 * (children.ru_utime - children_before.ru_utime + children.ru_stime
+                                       - children_before.ru_stime) / wall
     upstream = ""
     if upstream_cpu is not None:
         figures["upstream_cpu_pct"] = 100 * upstream_cpu
         upstream = f", upstream CPU {figures['upstream_cpu_pct']:.0f}%"
-    log.info("%s: %s qps, %.3f ms, lost %s, server CPU %.0f%%%s", what, f"{figures['qps']:,.0f}",
-             figures["latency_ms"], figures["lost"], figures["server_cpu_pct"], upstream)
+    log.info("%s: %s qps, %.3f ms, lost %s, server CPU %.0f%%%s, dnsperf CPU %.0f%%", what,
+             f"{figures['qps']:,.0f}", figures["latency_ms"], figures["lost"], figures["server_cpu_pct"], upstream,
+             figures["client_cpu_pct"])
     return figures
 
 
@@ -109,6 +116,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "stddev_ms": statistics.fmean(run["stddev_ms"] for run in runs),
         "lost": sum(run["lost"] for run in runs),
         "server_cpu_pct": statistics.fmean(run["server_cpu_pct"] for run in runs),
+        "client_cpu_pct": statistics.fmean(run["client_cpu_pct"] for run in runs),
         "runs": runs,
     }
 

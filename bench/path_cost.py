@@ -14,6 +14,9 @@ stand-in that keeps what is sent), the best of ``--repeat`` runs:
   same lookup and splice written as the ceiling does it (``bench.ceiling``:
   one dict lookup, no counters), for scale.
 
+Each with the query counters off (dnscock's default: only /metrics reads
+them, and -http is off unless set) and on.
+
 The rest of a query's cost is its system calls and the event loop, which
 dnsperf against a running dnscock (``python -m bench.run``) adds back.
 
@@ -81,10 +84,10 @@ def containers(count: int) -> list[Record]:
             for i in range(count)]
 
 
-def forwarded_cost(count: int, cache_size: int) -> float:
+def forwarded_cost(count: int, cache_size: int, counters: bool) -> float:
     """A forwarded query for a new name, from the client's datagram to the reply sent back."""
     forwarder = Forwarder([Address("127.0.0.1", 9)], 2.0)
-    pipeline, _ = make_resolver(containers(200), forwarder=forwarder, cache_size=cache_size)
+    pipeline, _ = make_resolver(containers(200), forwarder=forwarder, cache_size=cache_size, counters=counters)
     channel = forwarder.upstreams[0].channel()
     upstream = _Sent()
     channel._socket = upstream  # nothing leaves: what would be sent is kept
@@ -99,15 +102,15 @@ def forwarded_cost(count: int, cache_size: int) -> float:
             datagram(query, CLIENT, transport)
             dispatch(sent.pop()[:2] + reply[2:])
         elapsed = time.perf_counter() - start
-        assert forwarder.in_flight == 0 and pipeline.stats.forwarded.answers[1 << 4] == count
+        assert forwarder.in_flight == 0 and pipeline.stats.forwarded.answers[1 << 4] == (count if counters else 0)
     finally:
         forwarder.close()
     return elapsed / count
 
 
-def local_cost(count: int) -> tuple[float, float]:
+def local_cost(count: int, counters: bool) -> tuple[float, float]:
     """(a repeated local query answered from the exact-bytes cache, the ceiling's lookup and splice alone)."""
-    pipeline, _ = make_resolver(containers(200))
+    pipeline, _ = make_resolver(containers(200), counters=counters)
     names = [dns.message.make_query(f"c{i}.img{i % 10}.docker", "A", id=i).to_wire() for i in range(200)]
     for name in names:
         pipeline.datagram(name, CLIENT, _Dropped())
@@ -178,12 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()  # as dnscock does after its start-up (app.tune_garbage_collector)
     gc.set_threshold(50_000, 50, 100)
     best = min
+    print(f"{'':34} {'counters off':>12} {'on (-http)':>12}")
     for label, cache_size in (("forwarded, forward cache off", 0), ("forwarded, forward cache on", 10_000)):
-        cost = best(forwarded_cost(options.queries, cache_size) for _ in range(options.repeat))
-        print(f"{label:34} {cost * 1e6:6.2f} us a query")
-    local = [local_cost(options.queries * 3) for _ in range(options.repeat)]
-    print(f"{'local, exact-bytes cache':34} {best(ours for ours, _ in local) * 1e6:6.2f} us a query")
-    print(f"{'the ceiling: one lookup, a splice':34} {best(theirs for _, theirs in local) * 1e6:6.2f} us a query")
+        costs = [best(forwarded_cost(options.queries, cache_size, counters) for _ in range(options.repeat))
+                 for counters in (False, True)]
+        print(f"{label:34} {costs[0] * 1e6:9.2f} us {costs[1] * 1e6:9.2f} us")
+    local = {counters: [local_cost(options.queries * 3, counters) for _ in range(options.repeat)]
+             for counters in (False, True)}
+    print(f"{'local, exact-bytes cache':34} {best(ours for ours, _ in local[False]) * 1e6:9.2f} us "
+          f"{best(ours for ours, _ in local[True]) * 1e6:9.2f} us")
+    print(f"{'the ceiling: one lookup, a splice':34} {best(theirs for _, theirs in local[False]) * 1e6:9.2f} us")
     if options.table:
         for what, name in (("container", "web7.img7.docker"), ("records-file name", "h7.lan"),
                            ("wildcard alias", "x.app7.test"), ("forwarded name", "www.example.com")):

@@ -101,6 +101,7 @@ def pipeline_options(config: Config) -> PipelineOptions:
         rate_limit=config.rate_limit,
         rate_limit_slip=config.rate_limit_slip,
         split_horizon=config.split_horizon,
+        counters=config.http is not None,  # read only by /metrics
     )
 
 

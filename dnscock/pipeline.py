@@ -14,7 +14,8 @@ A stage gets the ``Query`` and nothing else; whatever it decides it writes
 on the query (its size limit, view, cache key, the table's generation).
 What is not configured costs nothing: the client's split-horizon view is
 looked up only while some record spans networks, the rate limiter only
-when -rate-limit is set, the debug lines only at -debug.
+when -rate-limit is set, the counters only when -http serves /metrics, the
+debug lines only at -debug.
 
 Every query gets exactly one reply through its transport, or none when the
 entry point returns False (a response, a message without a readable
@@ -74,6 +75,7 @@ class PipelineOptions:
     rate_limit: int = 0  # UDP replies a second per client network; 0: no limit
     rate_limit_slip: int = 2
     split_horizon: bool = True  # a client on some of a container's networks gets its addresses there only
+    counters: bool = True  # count replies and their latency (for /metrics: without -http nobody reads them)
 
 
 class Pipeline:
@@ -97,6 +99,7 @@ class Pipeline:
         # Clients let through before: one dict lookup admits them (none while a rate limit counts every reply).
         self._admitted = self.admission.allowed if not options.rate_limit else {}
         self._exact = self.caches.exact if self.caches.enabled else None
+        self._counting = options.counters
         self._count = {path: stats.count for path, stats in self.stats.paths.items()}
 
     @property
@@ -116,7 +119,8 @@ class Pipeline:
 
     def datagram(self, data: bytes, address: tuple, transport: DatagramTransport) -> bool:
         """A UDP message from ``address``; False when no reply will ever come."""
-        start = perf_counter()
+        counting = self._counting
+        start = perf_counter() if counting else 0.0
         client = address[0]
         if self._admitted.get(client) is not True:
             verdict = self.admission.check(client, False)
@@ -127,13 +131,14 @@ class Pipeline:
             entry = exact(data, self.views.of(client).tag if self.store.spanning else b"")
             if entry is not None:
                 transport.send_to(entry.reply_to(data), address)
-                self._count[entry.path](entry.counter, perf_counter() - start)
+                if counting:
+                    self._count[entry.path](entry.counter, perf_counter() - start)
                 return True
         return self._handle(Query(data, transport, address, start))
 
     def stream(self, data: bytes, address: tuple, transport: Transport) -> bool:
         """A message that came over TCP (never rate-limited: its handshake proves the address)."""
-        query = Query(data, transport, address, perf_counter(), tcp=True)
+        query = Query(data, transport, address, perf_counter() if self._counting else 0.0, tcp=True)
         if self._admitted.get(address[0]) is not True:
             verdict = self.admission.check(address[0], True)
             if verdict is not Verdict.ALLOW:
@@ -279,8 +284,10 @@ class Pipeline:
 
     def _send(self, query: Query, reply: bytes, path: str, qtype: int | None = None) -> None:
         query.transport.send(query, reply)
-        self.stats.paths[path].record(query.qtype if qtype is None else qtype, reply, perf_counter() - query.start)
+        if self._counting:
+            self.stats.paths[path].record(query.qtype if qtype is None else qtype, reply, perf_counter() - query.start)
 
     def _send_kept(self, query: Query, kept: CachedReply | LocalReply) -> None:
         query.transport.send(query, kept.reply_to(query.data))
-        self._count[kept.path](kept.counter, perf_counter() - query.start)
+        if self._counting:
+            self._count[kept.path](kept.counter, perf_counter() - query.start)
