@@ -61,9 +61,9 @@ MAIN_DNSCOCK_CASES = {"local", "forward-uncached", "forward-cached", "events"}  
 ENGINE_CASES = MAIN_DNSCOCK_CASES | {"startup"}  # on the private engine
 FAKE_ENGINE_CASES = {"scale", "startup"}
 
-DEFAULTS = dict(seconds=15, rounds=3, containers=200, scale_containers=10_000, sync_containers=200, events=20,
+DEFAULTS = dict(seconds=15, rounds=3, containers=200, proxy_names=1000, scale_containers=10_000, sync_containers=200, events=20,
                 swarm_events=20, swarm_tasks=1000, swarm_services=50, swarm_seconds=20)
-SMOKE = dict(seconds=1, rounds=1, containers=6, scale_containers=200, sync_containers=10, events=3,
+SMOKE = dict(seconds=1, rounds=1, containers=6, proxy_names=12, scale_containers=200, sync_containers=10, events=3,
              swarm_events=3, swarm_tasks=200, swarm_services=10, swarm_seconds=5)
 
 
@@ -106,6 +106,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--seconds", type=int, help="seconds per dnsperf run (default 15; smoke 1)")
     parser.add_argument("--rounds", type=int, help="alternating dnscock/reference rounds (default 3; smoke 1)")
     parser.add_argument("--containers", type=int, help="real containers of the local case (default 200; smoke 6)")
+    parser.add_argument("--proxy-names", type=int,
+                        help="names in Traefik rules on the local case's containers, served by a Traefik container "
+                        "(default 1000; smoke 12; 0: none)")
     parser.add_argument("--scale-containers", type=int,
                         help="containers of the large fake engine (default 10000; smoke 200)")
     parser.add_argument("--sync-containers", type=int,
@@ -141,6 +144,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
             parser.error(f"--{key.replace('_', '-')} must be at least 1")
     if values["containers"] < 2:
         parser.error("--containers must be at least 2 (half redis, half web)")
+    if values["proxy_names"] < 0:
+        parser.error("--proxy-names must be 0 or more")
     if values["scale_containers"] < 1 or values["sync_containers"] < 1:
         parser.error("--scale-containers and --sync-containers must be at least 1")
     if not (args.dnscock / "dnscock" / "__main__.py").is_file():

@@ -36,6 +36,7 @@ class Options:
     seconds: int
     rounds: int
     containers: int
+    proxy_names: int
     scale_containers: int
     sync_containers: int
     events: int

@@ -39,7 +39,8 @@ the table
     ``records`` (``Record``, ``RecordStore``: the trie index, build and
     swap, generation), ``naming`` (inspect data -> names, pure),
     ``services`` (dnsdock's service JSON), ``static_records`` (-records
-    files).
+    files), ``proxy_names`` (names in reverse proxies' labels -> records
+    answering the proxy, kept up to date after each change).
 engine side
     ``docker_watcher`` (subscribe, list, follow; inspect decides; grace,
     reconnect, resync), ``engine`` (the Engine API calls, TLS), ``swarm``

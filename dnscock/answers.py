@@ -157,7 +157,7 @@ class AnswerBuilder:
         for record in records:
             if record.kind in ("static", "host"):
                 continue
-            strings = [f"id={record.short_id}", f"image={record.image}"]
+            strings = [] if record.kind == "proxy" else [f"id={record.short_id}", f"image={record.image}"]
             strings += [f"{key}={value}" for key, value in record.metadata]
             encoded = (text.encode("utf-8")[:TXT_STRING_MAX] for text in strings)
             answers.append(RR(owner, wire.TYPE_TXT, self.ttl([record]), b"".join(bytes([len(s)]) + s for s in encoded)))

@@ -30,6 +30,7 @@ from dnscock.listeners import BRIDGE, Listeners
 from dnscock.naming import NamingOptions
 from dnscock.notify import Notifier
 from dnscock.privileges import resolve_user, switch_user
+from dnscock.proxy_names import ProxyNames
 from dnscock.records import RecordStore
 from dnscock.pipeline import Pipeline, PipelineOptions
 from dnscock.sockets import bind_tcp, bound_address, primary_address
@@ -75,6 +76,7 @@ def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> Wa
         host_ip=config.host_ip,
         compose_names=config.compose_names,
         container_names=config.container_names,
+        proxy_names=config.proxy_names,
         network_aliases=config.network_aliases,
         hostnames=config.hostnames,
         engine=engine.url,
@@ -181,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", error)
         return 1
     swarms = Swarms(store, swarm_options(config, engine_options[0].tls), enabled=config.swarm == "auto")
+    proxy_names = ProxyNames(store, enabled=config.proxy_names)
     watchers = [DockerWatcher(engine.url, store, config.zone, options, on_info=swarms.engine_info)
                 for engine, options in zip(config.engines, engine_options)]
     if config.listen.host == BRIDGE:
@@ -216,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for watcher in watchers:
         watcher.start()
     static.start()
+    proxy_names.start()
     gevent.signal_handler(signal.SIGHUP, static.reload)
     notifier = Notifier()
     if notifier.enabled:
@@ -232,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for watcher in watchers:
         watcher.stop()
     swarms.stop()
+    proxy_names.stop()
     static.stop()
     forwarder.close()
     return 0

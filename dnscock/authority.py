@@ -128,9 +128,6 @@ class Authority:
                     return Owner(self._container_address, address)
         return None
 
-    def owns(self, labels: tuple[str, ...], qtype: int) -> bool:
-        return self.owner(labels, qtype) is not None
-
     def reverse_zones(self) -> ReverseZones:
         """The reverse zones of the table's subnets, made again when the set of subnets changes."""
         generation = self.store.generation
@@ -177,13 +174,13 @@ class Authority:
                 and SERVER_LABELS[len(SERVER_LABELS) - len(relative):] == relative)
             if not exists and place.wildcard:  # a name no container or alias has: a wildcard alias covers it
                 records = self.store.records_of(place.wildcard)
-        return self._answer(ask, Found(records, self.zone_wire, not relative, exists, service))
+        return self._answer(ask, Found(_preferred(records), self.zone_wire, not relative, exists, service))
 
     def _in_alias_zone(self, ask: Ask, place: AliasPlace) -> Answer:
         labels = ask.labels
         apex_labels = labels[len(labels) - place.apex:]
         records = self.store.by_alias(store_name(labels)) if place.exists else self.store.records_of(place.wildcard)
-        return self._answer(ask, Found(records, wire.name_to_wire(".".join(apex_labels)), place.apex == len(labels),
+        return self._answer(ask, Found(_preferred(records), wire.name_to_wire(".".join(apex_labels)), place.apex == len(labels),
                                        place.exists))
 
     def _answer(self, ask: Ask, found: Found) -> Answer:
@@ -289,6 +286,13 @@ class Found(NamedTuple):
     apex: bool  # the name is that apex
     exists: bool  # the name exists (records, or names below it)
     service: tuple[int, str, tuple[str, ...]] | None = None  # an SRV question's (port, protocol, name)
+
+
+def _preferred(records: list[Record]) -> list[Record]:
+    """A name a container, an alias or a records file gives is theirs: a proxy name for it too stands aside."""
+    if any(record.kind == "proxy" for record in records) and any(record.kind != "proxy" for record in records):
+        return [record for record in records if record.kind != "proxy"]
+    return records
 
 
 def _refusal(qtype: int, qclass: int) -> Answer | None:

@@ -90,6 +90,7 @@ class Config:
     host_ip: str
     compose_names: bool
     container_names: bool
+    proxy_names: bool
     host_name: str
     records: tuple[str, ...]
     split_horizon: bool
@@ -526,6 +527,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _flag(parser, "split-horizon", "a client in the subnet of some of a container's networks gets its addresses "
           "on those networks only (else every address)", default=True)
     _flag(parser, "container-names", "also answer <container-name>.<domain>, whatever the image", default=False)
+    _flag(parser, "proxy-names", "answer the names in reverse proxies' labels (Traefik rules, nginx-proxy's "
+          "VIRTUAL_HOST, caddy labels) with the proxy's address", default=True)
     _flag(parser, "network-aliases", "answer a container's aliases on user-defined networks", default=False)
     _flag(parser, "hostnames", "answer a container's explicit hostname", default=False)
     _flag(parser, "serve-unhealthy", "keep serving containers whose healthcheck says unhealthy", default=False)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnscock.dnsname import is_valid_name, split_name
+from dnscock.proxy_names import facts_from
 from dnscock.records import Record
 
 log = logging.getLogger("dnscock.naming")
@@ -209,6 +210,7 @@ class NamingOptions:
     engine: str = ""  # the engine's URL: the records' source
     engine_address: str = ""  # where the engine's host is reached: containers that publish ports answer it
     several_engines: bool = False  # TXT names the engine
+    proxy_names: bool = True  # read what a container says about reverse proxies (proxy_names)
 
 
 DEFAULT_OPTIONS = NamingOptions()
@@ -243,7 +245,8 @@ def record_from_inspect(
     """
     config = inspect.get("Config") or {}
     labels = config.get("Labels") or {}
-    layers = override_layers(parse_env(config.get("Env")), labels)
+    env = parse_env(config.get("Env"))
+    layers = override_layers(env, labels)
     if any(is_set(layer, "ignore") for layer in layers):
         return None
 
@@ -305,7 +308,18 @@ def record_from_inspect(
             (inspect.get("NetworkSettings") or {}).get("Networks") or {})),
         health=sys.intern(health(inspect)),
         source=options.engine,
+        proxy=facts_from(str(config.get("Image") or ""), labels, env, command_of(inspect))
+        if options.proxy_names else None,
     )
+
+
+def command_of(inspect: Mapping[str, Any]) -> list[str]:
+    """What the container runs: its entrypoint's path and arguments (and the image's Cmd, when inspect lacks them)."""
+    config = inspect.get("Config") or {}
+    words = [inspect.get("Path") or "", *(inspect.get("Args") or ())]
+    if not any(words):
+        words = [*(config.get("Entrypoint") or ()), *(config.get("Cmd") or ())]
+    return [str(word) for word in words if word]
 
 
 def network_mode(inspect: Mapping[str, Any]) -> str:

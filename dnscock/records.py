@@ -42,6 +42,24 @@ class StaticRR(NamedTuple):
     target: str = ""  # a CNAME's (or PTR's) target name, for following chains
 
 
+class ProxyName(NamedTuple):
+    """A name a container asks a reverse proxy to serve (``proxy_names``)."""
+
+    host: str  # lower case, no trailing dot; may start with "*." (a wildcard)
+    kind: str  # the proxy that serves it: traefik, nginx-proxy or caddy
+    origin: str  # the label or variable it came from
+
+
+class ProxyFacts(NamedTuple):
+    """What one container says about reverse proxies (``Record.proxy``)."""
+
+    serves: str = ""  # the kind of proxy this container is, or ""
+    opt_in: bool = False  # a Traefik that exposes only containers labelled traefik.enable=true
+    names: tuple[ProxyName, ...] = ()  # names it asks a proxy to serve
+    traefik_enable: bool | None = None  # its traefik.enable label, when set
+    problems: tuple[str, ...] = ()  # labels or variables that could not be read: logged once, skipped
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What dnscock serves for one container."""
@@ -73,6 +91,7 @@ class Record:
     exact: bool = False  # its names match only in full: no parts left out on the left, no extra labels
     static: tuple[StaticRR, ...] = ()  # a records file's records of other types (CNAME, TXT, SRV, MX, PTR)
     fqdn: str = ""  # its canonical name when it is not <labels>.<zone> (a records file's names)
+    proxy: ProxyFacts | None = None  # what it says about reverse proxies (-proxy-names), None: nothing
 
     @property
     def names(self) -> tuple[tuple[str, ...], ...]:
@@ -115,7 +134,7 @@ def _without(ids: tuple[str, ...], record_id: str) -> tuple[str, ...]:
 class _Index:
     """The lookup structures for one set of records."""
 
-    __slots__ = ("root", "alias_root", "aliases", "addresses", "subnets", "gateways", "spanning")
+    __slots__ = ("root", "alias_root", "aliases", "addresses", "subnets", "gateways", "spanning", "proxy_related")
 
     def __init__(self) -> None:
         self.root = _Node()  # container names, matched by dnscock's prefix rule
@@ -125,6 +144,7 @@ class _Index:
         self.subnets: dict[str, int] = {}  # the subnets records' addresses are in -> how many records
         self.gateways: dict[str, int] = {}  # the gateways of records' networks -> how many records
         self.spanning = 0  # records with addresses on more than one network (what split horizon is about)
+        self.proxy_related: set[str] = set()  # ids of records proxy names are made from (``proxy_names``)
 
     def add(self, record: Record) -> None:
         for root, labels in self._paths(record):
@@ -136,6 +156,8 @@ class _Index:
             for key in keys:
                 table[key] = table.get(key, 0) + 1
         self.spanning += len({network for _, _, network in record.places}) > 1
+        if record.proxy is not None or record.kind == "host":
+            self.proxy_related.add(record.id)
 
     def discard(self, record: Record) -> None:
         for root, labels in self._paths(record):
@@ -155,6 +177,7 @@ class _Index:
                 else:
                     table.pop(key, None)
         self.spanning -= len({network for _, _, network in record.places}) > 1
+        self.proxy_related.discard(record.id)
 
     def _paths(self, record: Record) -> Iterator[tuple[_Node, tuple[str, ...]]]:
         """Where the record stands in the two tries: its names, and its aliases' labels."""
@@ -164,11 +187,13 @@ class _Index:
             yield self.alias_root, tuple(alias.split("."))
 
     def _keys(self, record: Record) -> Iterator[tuple[dict[str, tuple[str, ...]], str]]:
-        """Where the record stands in the two dicts: its aliases and its addresses."""
+        """Where the record stands in the two dicts: its aliases and its addresses (a proxy name's are the
+        proxy's: not in its PTR)."""
         for alias in record.aliases:
             yield self.aliases, alias
-        for address in record.ipv4 + record.ipv6:
-            yield self.addresses, address
+        if record.kind != "proxy":
+            for address in record.ipv4 + record.ipv6:
+                yield self.addresses, address
 
     def match(self, labels: tuple[str, ...]) -> set[str]:
         found = _Found()
@@ -394,6 +419,25 @@ class RecordStore:
         if added or removed:
             self._bump()
         return added, removed
+
+    def change(self, removed: Iterable[str], added: Iterable[Record]) -> None:
+        """Removes the records with ids ``removed``, then puts ``added``, as one change of generation (for derived
+        records, proxy names, whose maker knows what it put before)."""
+        for record_id in removed:
+            old = self._records.pop(record_id, None)
+            if old is not None:
+                self._index.discard(old)
+        for record in added:
+            old = self._records.get(record.id)
+            if old is not None:
+                self._index.discard(old)
+            self._records[record.id] = record
+            self._index.add(record)
+        self._bump()
+
+    def proxy_related(self) -> list[Record]:
+        """The records proxy names are made from: those saying something about proxies, and the hosts'."""
+        return [self._records[record_id] for record_id in self._index.proxy_related]
 
     # -- the sources' state --
 

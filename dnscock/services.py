@@ -38,7 +38,7 @@ class ServiceError(DnscockError):
 
 def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
     """The dnsdock view of a record, with dnscock's extra facts after dnsdock's five fields."""
-    return {
+    document = {
         "Name": record.name or (record.labels[0] if record.labels else ""),
         "Image": record.image_name or ".".join(record.labels[1:]),
         "IPs": list(record.ipv4 + record.ipv6),
@@ -55,6 +55,10 @@ def service_json(record: Record, default_ttl: int, zone: str) -> dict[str, Any]:
         "Kind": "manual" if record.manual else record.kind,
         "Source": record.source,
     }
+    if record.kind == "proxy":  # which proxy serves the name, and which app's label or variable asked for it
+        document["Proxy"] = {"Kinds": [value for key, value in record.metadata if key == "proxy"],
+                             "From": [value for key, value in record.metadata if key == "from"]}
+    return document
 
 
 def _lower_keys(document: Any) -> dict[str, Any]:

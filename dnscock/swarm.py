@@ -41,7 +41,8 @@ from dnscock.naming import (
     split_addresses,
     ttl_from,
 )
-from dnscock.records import Record
+from dnscock.proxy_names import facts_from
+from dnscock.records import ProxyFacts, Record
 
 Json = Mapping[str, Any]
 STACK_LABEL = "com.docker.stack.namespace"
@@ -85,6 +86,7 @@ class _Service:
     global_mode: bool
     vip_mode: bool
     ports: tuple[tuple[int, str], ...]
+    proxy: ProxyFacts | None = None  # what its labels say about reverse proxies (names, or being one)
 
 
 def _service(service: Json) -> _Service | None:
@@ -92,7 +94,8 @@ def _service(service: Json) -> _Service | None:
     spec = service.get("Spec") or {}
     labels = spec.get("Labels") or {}
     container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-    layers = override_layers(parse_env(container_spec.get("Env")), labels)
+    env = parse_env(container_spec.get("Env"))
+    layers = override_layers(env, labels)
     if any(is_set(layer, "ignore") for layer in layers):
         return None
     full_name = str(spec.get("Name") or "")
@@ -122,6 +125,9 @@ def _service(service: Json) -> _Service | None:
         global_mode="Global" in (spec.get("Mode") or {}),
         vip_mode=str(endpoint_spec.get("Mode") or "vip") != "dnsrr",
         ports=tuple(sorted(ports)),
+        # Traefik and caddy-docker-proxy read a swarm service's own labels; a proxy service's tasks are the proxy.
+        proxy=facts_from(str(container_spec.get("Image") or ""), labels, env,
+                         [*(container_spec.get("Command") or ()), *(container_spec.get("Args") or ())]),
     )
 
 
@@ -244,6 +250,8 @@ def _task_record(service: _Service, task_id: str, place: str, node: str,
         networks=networks,
         source=source,
         kind="task",
+        # The proxy a task is, not the names its service asks for (its VIP record carries those, once).
+        proxy=service.proxy._replace(names=(), problems=()) if service.proxy and service.proxy.serves else None,
     )
 
 
@@ -264,4 +272,5 @@ def _vip_record(service: _Service, ipv4: tuple[str, ...], ipv6: tuple[str, ...],
         source=source,
         kind="vip",
         exact=True,
+        proxy=service.proxy._replace(serves="") if service.proxy and service.proxy.names else None,
     )

@@ -152,12 +152,6 @@ def read_name(data: bytes, offset: int) -> tuple[tuple[str, ...], int] | None:
     return labels, offset
 
 
-def name_labels(name: bytes) -> tuple[str, ...]:
-    """Lower-case labels of a wire-format name (() for one that ``read_name`` refuses)."""
-    read = read_name(name, 0)
-    return () if read is None else read[0]
-
-
 def name_to_wire(name: str) -> bytes:
     """``"web.docker"`` -> ``b"\\x03web\\x06docker\\x00"`` (labels as given; "" and "." are the root)."""
     encoded = [label.encode("latin-1") for label in name.strip(".").split(".") if label]

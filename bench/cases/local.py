@@ -1,5 +1,9 @@
 """The ``local`` case: names of ``--containers`` real containers on the private engine.
 
+The containers also carry ``--proxy-names`` names in Traefik rules, which a
+container tagged ``traefik`` serves: dnscock keeps them in its table (a few
+are checked) while it answers the containers' own names, the query mix.
+
 dnscock against dnsmasq answering the same names from a hosts file (the
 ratio and the bar), and against ``bench.ceiling answer`` reading that file
 (the least a Python server can do; no bar). Both dnsmasq's and dnscock's
@@ -33,13 +37,27 @@ UDP_LIMIT = 512  # the check's queries have no EDNS
 A_RECORD_SIZE = 16  # a compressed owner (2), type, class, TTL, length (10), the address (4)
 
 
+PROXY_IMAGE = "traefik:latest"
+
+
 @dataclass
 class LocalNames:
-    """The containers' names: the hosts file's lines, each name's addresses, and the query mix."""
+    """The containers' names: the hosts file's lines, each name's addresses, the query mix, and the proxy names
+    (with the proxy's address)."""
 
     hosts: list[str]
     addresses: dict[str, set[str]]
     queries: list[str]
+    proxy_names: list[str]
+    proxy_address: str
+
+
+def traefik_rules(count: int, containers: int) -> list[dict[str, str]]:
+    """``count`` names in Traefik rules, spread over ``containers`` containers' labels."""
+    rules: list[list[str]] = [[] for _ in range(containers)]
+    for index in range(count):
+        rules[index % containers].append(f"Host(`p{index}.proxied.test`)")
+    return [{"traefik.http.routers.bench.rule": " || ".join(hosts)} if hosts else {} for hosts in rules]
 
 
 def prepare(session: Session) -> LocalNames:
@@ -48,22 +66,29 @@ def prepare(session: Session) -> LocalNames:
     count = session.options.containers
     log.info("local: starting %s containers", count)
     specs = []
+    rules = traefik_rules(session.options.proxy_names, count)
     for index in range(1, count + 1):
         image = "redis" if index % 2 else "web"
         env = {"DNSDOCK_ALIAS": f"alias{index}.example.test"} if index % 5 == 0 else {}
-        specs.append((f"bench{index}", image, env))
+        specs.append((f"bench{index}", image, env, rules[index - 1]))
 
-    def start(spec: tuple[str, str, dict[str, str]]) -> tuple[tuple[str, str, dict[str, str]], str]:
-        name, image, env = spec
-        container = engine.run(f"{image}:latest", name=name, environment=env)
+    def start(spec: tuple[str, str, dict[str, str], dict[str, str]]) -> tuple[tuple, str]:
+        name, image, env, labels = spec
+        container = engine.run(f"{image}:latest", name=name, environment=env, labels=labels)
         container.reload()
         return spec, container.attrs["NetworkSettings"]["IPAddress"]
+
+    proxy_address = ""
+    if session.options.proxy_names:
+        proxy = engine.run(PROXY_IMAGE, name="bench-traefik")
+        proxy.reload()
+        proxy_address = proxy.attrs["NetworkSettings"]["IPAddress"]
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         started = list(pool.map(start, specs))
     hosts, full, images, aliases = [], [], set(), []
     by_name: dict[str, set[str]] = {}
-    for (name, image, env), ip in started:
+    for (name, image, env, _), ip in started:
         if not ip:
             raise BenchError(f"container {name} has no IPv4 address")
         alias = env.get("DNSDOCK_ALIAS")
@@ -78,7 +103,8 @@ def prepare(session: Session) -> LocalNames:
     # The mix: every container's full name, every alias, and the image names as often as the aliases.
     mixed = full + aliases + [sorted(images)[i % len(images)] for i in range(max(len(aliases), len(images)))]
     random.Random(7).shuffle(mixed)
-    return LocalNames(hosts, by_name, mixed)
+    proxied = [f"p{index}.proxied.test" for index in range(session.options.proxy_names)]
+    return LocalNames(hosts, by_name, mixed, proxied, proxy_address)
 
 
 def fits(name: str, count: int) -> bool:
@@ -124,6 +150,11 @@ def check_answers(session: Session, local: LocalNames, reference: Dnsmasq, ceili
     if wrong:
         raise BenchError(f"the ceiling answers {len(wrong)} of {len(unique)} names wrongly:\n  "
                          + "\n  ".join(wrong[:10]))
+    sample = local.proxy_names[::max(1, len(local.proxy_names) // 10)]
+    unserved = [name for name in sample if addresses(ask(main.port, name)) != [local.proxy_address]]
+    if unserved:
+        raise BenchError(f"dnscock does not answer {len(unserved)} of {len(sample)} proxy names checked with the "
+                         f"proxy's address {local.proxy_address}: {', '.join(unserved[:5])}")
     too_long = [name for name in unique if not fits(name, len(local.addresses[name]))]
     log.info("local: %s names answered alike by dnscock and dnsmasq (%s too long for 512 bytes, compared by count: "
              "%s), and by the ceiling", len(unique), len(too_long), ", ".join(too_long) or "none")
@@ -149,7 +180,8 @@ def run(session: Session, local: LocalNames) -> None:
             (name, compare.dnsperf_run(session, f"local: {name}", port, pid, [query_file]))
             for name, port, pid in contenders])
         result = compare.compared(session, "local", runs, "dnscock", [reference.name, ceiling.name])
-        session.results["local"] = {**result, "containers": session.options.containers, "names": checked}
+        session.results["local"] = {**result, "containers": session.options.containers, "names": checked,
+                                    "proxy_names": len(local.proxy_names)}
     finally:
         for server in (reference, ceiling):
             if server is not None:

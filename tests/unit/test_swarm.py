@@ -136,3 +136,22 @@ def test_a_worker_sees_the_tasks_and_vips_of_its_networks_by_name():
         task_address(task, "front") for task in tasks_of("web"))
     assert "vip.db" not in records, "a dnsrr service has no VIP"
     assert "" not in {name.split(".")[-1] for name in records}, "plain containers on the network are not tasks"
+
+
+def test_a_services_proxy_labels_name_its_vip_and_a_proxy_services_tasks_are_the_proxy(state):
+    from dnscock.proxy_names import proxy_records
+
+    changed = copy.deepcopy(state.services)
+    web = next(service for service in changed if service["Spec"]["Name"] == "web")
+    web["Spec"].setdefault("Labels", {})["traefik.http.routers.web.rule"] = "Host(`web.example.test`)"
+    other = next(service for service in changed if service["Spec"]["Name"] != "web"
+                 and "Replicated" in service["Spec"].get("Mode", {}))
+    other["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "traefik:v3.1@sha256:" + "c" * 64
+    records = swarm.manager_records(swarm.SwarmState(changed, state.tasks, state.nodes, state.networks), source="sw")
+    vip = next(record for record in records if record.kind == "vip" and record.container == "web")
+    assert [name.host for name in vip.proxy.names] == ["web.example.test"] and not vip.proxy.serves
+    proxies = [record for record in records if record.kind == "task" and record.proxy is not None]
+    assert proxies and all(record.proxy.serves == "traefik" and not record.proxy.names for record in proxies)
+    made = proxy_records(records, "sw")
+    assert [(record.aliases, set(record.ipv4)) for record in made] == [
+        (("web.example.test",), {address for record in proxies for address in record.ipv4})]
