@@ -46,6 +46,8 @@ def rows(services: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     table = []
     for service_id, service in services.items():
         short = service_id if service.get("Manual") else service_id[:12]
+        if service.get("Proxy"):  # a proxy name: which app's label or variable asked for it, not an id
+            short = "from " + cell(service["Proxy"].get("From"))
         table.append((
             cell(service.get("Names") or [service.get("Name", "")]),
             service.get("Image") or "-",

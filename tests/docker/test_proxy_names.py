@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 from tests.docker.test_names_people_ask_for import dig_from, gateway, network
 from tests.support.fake_upstream import ANSWER_IP
@@ -17,6 +20,7 @@ from tests.support.private_engine import BUSYBOX_IMAGE, PrivateEngine, container
 TRAEFIK_IMAGE = "traefik:v3.1"
 NGINX_PROXY_IMAGE = "nginxproxy/nginx-proxy:1.6"
 CADDY_IMAGE = "lucaslorentz/caddy-docker-proxy:2.9"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rule(router: str, text: str) -> dict[str, str]:
@@ -78,6 +82,10 @@ def test_nginx_proxy_and_caddy_names_and_a_wildcard(docker_env, dnscock_for):
     proxied = {service["Aliases"][0]: service for service in services.values() if service["Kind"] == "proxy"}
     assert proxied["blog.example.test"]["Proxy"] == {"Kinds": ["nginx-proxy"], "From": ["blog: VIRTUAL_HOST"]}
     assert proxied["*.apps.example.test"]["Proxy"]["From"] == ["wiki: caddy_1"]
+    table = subprocess.run([sys.executable, "-m", "dnscock", "records", "--http", dnscock.http_url[len("http://"):]],
+                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+    row = next(line for line in table.splitlines() if "*.apps.example.test" in line)
+    assert "(proxy)" in row and row.endswith("from wiki: caddy_1") and container_ip(caddy) in row
 
 
 def test_a_stopped_proxy_leaves_its_names_to_the_host_until_it_runs_again(docker_env, dnscock_for):
