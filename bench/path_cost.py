@@ -14,8 +14,9 @@ stand-in that keeps what is sent), the best of ``--repeat`` runs:
   same lookup and splice written as the ceiling does it (``bench.ceiling``:
   one dict lookup, no counters), for scale.
 
-Each with the query counters off (dnscock's default: only /metrics reads
-them, and -http is off unless set) and on.
+Each as dnscock runs by default (no counters: only /metrics reads them,
+and -http is off unless set), with -http (the counters), and with -http and
+-query-log (the last 1,000 queries kept).
 
 The rest of a query's cost is its system calls and the event loop, which
 dnsperf against a running dnscock (``python -m bench.run``) adds back.
@@ -84,10 +85,11 @@ def containers(count: int) -> list[Record]:
             for i in range(count)]
 
 
-def forwarded_cost(count: int, cache_size: int, counters: bool) -> float:
+def forwarded_cost(count: int, cache_size: int, counters: bool, query_log: int = 0) -> float:
     """A forwarded query for a new name, from the client's datagram to the reply sent back."""
     forwarder = Forwarder([Address("127.0.0.1", 9)], 2.0)
-    pipeline, _ = make_resolver(containers(200), forwarder=forwarder, cache_size=cache_size, counters=counters)
+    pipeline, _ = make_resolver(containers(200), forwarder=forwarder, cache_size=cache_size, counters=counters,
+                                query_log=query_log)
     channel = forwarder.upstreams[0].channel()
     upstream = _Sent()
     channel._socket = upstream  # nothing leaves: what would be sent is kept
@@ -108,9 +110,9 @@ def forwarded_cost(count: int, cache_size: int, counters: bool) -> float:
     return elapsed / count
 
 
-def local_cost(count: int, counters: bool) -> tuple[float, float]:
+def local_cost(count: int, counters: bool, query_log: int = 0) -> tuple[float, float]:
     """(a repeated local query answered from the exact-bytes cache, the ceiling's lookup and splice alone)."""
-    pipeline, _ = make_resolver(containers(200), counters=counters)
+    pipeline, _ = make_resolver(containers(200), counters=counters, query_log=query_log)
     names = [dns.message.make_query(f"c{i}.img{i % 10}.docker", "A", id=i).to_wire() for i in range(200)]
     for name in names:
         pipeline.datagram(name, CLIENT, _Dropped())
@@ -181,16 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()  # as dnscock does after its start-up (app.tune_garbage_collector)
     gc.set_threshold(50_000, 50, 100)
     best = min
-    print(f"{'':34} {'counters off':>12} {'on (-http)':>12}")
+    # (counters, query log): the default; -http; -http with -query-log.
+    settings = ((False, 0), (True, 0), (True, 1000))
+    print(f"{'':34} {'default':>12} {'-http':>12} {'+query-log':>12}")
     for label, cache_size in (("forwarded, forward cache off", 0), ("forwarded, forward cache on", 10_000)):
-        costs = [best(forwarded_cost(options.queries, cache_size, counters) for _ in range(options.repeat))
-                 for counters in (False, True)]
-        print(f"{label:34} {costs[0] * 1e6:9.2f} us {costs[1] * 1e6:9.2f} us")
-    local = {counters: [local_cost(options.queries * 3, counters) for _ in range(options.repeat)]
-             for counters in (False, True)}
-    print(f"{'local, exact-bytes cache':34} {best(ours for ours, _ in local[False]) * 1e6:9.2f} us "
-          f"{best(ours for ours, _ in local[True]) * 1e6:9.2f} us")
-    print(f"{'the ceiling: one lookup, a splice':34} {best(theirs for _, theirs in local[False]) * 1e6:9.2f} us")
+        costs = [best(forwarded_cost(options.queries, cache_size, *setting) for _ in range(options.repeat))
+                 for setting in settings]
+        print(f"{label:34} " + " ".join(f"{cost * 1e6:9.2f} us" for cost in costs))
+    local = {setting: [local_cost(options.queries * 3, *setting) for _ in range(options.repeat)]
+             for setting in settings}
+    print(f"{'local, exact-bytes cache':34} " + " ".join(f"{best(ours for ours, _ in local[setting]) * 1e6:9.2f} us"
+                                                        for setting in settings))
+    print(f"{'the ceiling: one lookup, a splice':34} {best(theirs for _, theirs in local[settings[0]]) * 1e6:9.2f} us")
     if options.table:
         for what, name in (("container", "web7.img7.docker"), ("records-file name", "h7.lan"),
                            ("wildcard alias", "x.app7.test"), ("forwarded name", "www.example.com")):

@@ -47,7 +47,10 @@ engine side
     (a swarm's services, tasks and networks -> records, pure),
     ``swarm_watcher`` (which engine to read a swarm from, polling, failover).
 operations
-    ``http_api`` (dnsdock's API, /health), ``metrics`` (/metrics),
+    ``http_api`` (dnsdock's API, /health, the page's endpoints), ``page``
+    (the page, ``page.html``, and the rates it charts), ``explain``
+    (/explain: what a name gets, and why), ``query_log`` (-query-log,
+    -log-queries), ``metrics`` (/metrics),
     ``records_command`` (``dnscock records``), ``healthcheck`` (the image's
     health probe), ``host_setup`` (``dnscock host-setup``: the host's
     resolvers' files), ``resolved`` (-host-resolver: systemd-resolved over

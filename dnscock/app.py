@@ -104,6 +104,8 @@ def pipeline_options(config: Config) -> PipelineOptions:
         rate_limit_slip=config.rate_limit_slip,
         split_horizon=config.split_horizon,
         counters=config.http is not None,  # read only by /metrics
+        query_log=config.query_log,
+        log_queries=config.log_queries,
     )
 
 
@@ -215,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("authoritative for %s. (NS %s. at %s)", config.zone, authority.server_name,
              ", ".join(authority.ns_addresses))
     if http_server is not None:
-        log.info("serving HTTP on http://%s (/services, /health, /metrics)", bound_address(http_socket))
+        log.info("serving HTTP on http://%s (the page at /; /services, /health, /metrics, /explain, /queries)",
+                 bound_address(http_socket))
     for watcher in watchers:
         watcher.start()
     static.start()
@@ -270,8 +273,10 @@ def build_http_server(sock: socket.socket, config: Config, store: RecordStore, d
                       pipeline: Pipeline, forwarder: Forwarder, watchers: list[DockerWatcher], swarms: Swarms,
                       listeners: Listeners, registration: Registration | None) -> WSGIServer:
     # Imported here: prometheus_client and the WSGI server cost memory only when -http is on.
+    from dnscock.explain import Explainer
     from dnscock.http_api import Health, HttpApi, is_loopback, wsgi_server
     from dnscock.metrics import QueryPathView, build_registry
+    from dnscock.page import PageParts, RateHistory
 
     if not config.http_token and not is_loopback(bound_address(sock)):
         log.warning("HTTP on %s without -http-token: the API is read-only", bound_address(sock))
@@ -282,6 +287,9 @@ def build_http_server(sock: socket.socket, config: Config, store: RecordStore, d
         busy=lambda: pipeline.busy, pool_size=config.forward_pool,
     )
     registry = build_registry(query_path, store, watchers, swarms)
+    rates = RateHistory(pipeline.stats)
+    rates.start()
+    page = PageParts(Explainer(pipeline.authority, forwarder, pipeline.views), pipeline.query_log, rates)
     app = HttpApi(store, config.zone, default_ttl, health, registry, config.http_token,
-                  is_loopback(bound_address(sock)))
+                  is_loopback(bound_address(sock)), page)
     return wsgi_server(sock, app)

@@ -71,6 +71,7 @@ class Ask(NamedTuple):
     view: frozenset[str]  # the subnets of the table the client is in (split horizon)
     owner: bytes = QNAME  # the owner of the records answered: the question's name, or the target's in wire form
     hops: int = 0  # CNAMEs followed so far
+    found: list[Found] | None = None  # when a list (``explain``), what each name's zone found is added to it
 
 
 class Owner(NamedTuple):
@@ -185,6 +186,8 @@ class Authority:
 
     def _answer(self, ask: Ask, found: Found) -> Answer:
         """The answer for a name that ``found`` tells about."""
+        if ask.found is not None:
+            ask.found.append(found)
         build, qtype, tcp, owner, view = self.build, ask.qtype, ask.tcp, ask.owner, ask.view
         records = found.records
         authoritative = ask.qclass == wire.CLASS_IN
@@ -229,7 +232,7 @@ class Authority:
         if owner is None:
             return Answer(wire.RCODE_NOERROR, authoritative, [first])
         behind = self.answer(Ask(target, ask.qtype, wire.CLASS_IN, ask.tcp, ask.view,
-                                 wire.name_to_wire(cname.target), ask.hops + 1), owner)
+                                 wire.name_to_wire(cname.target), ask.hops + 1, ask.found), owner)
         # The rcode is the last name's (RFC 6604): NXDOMAIN when the chain ends at no name.
         return Answer(behind.rcode, authoritative and behind.authoritative, [first, *behind.answer],
                       behind.authority, behind.additional)

@@ -26,6 +26,7 @@ DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
 ENV_PREFIX = "DNSCOCK_"
 # Who may query by default: loopback, RFC 1918, RFC 4193 and link-local; never the open internet.
+DEFAULT_QUERY_LOG = 1000  # queries -query-log keeps when given without a number
 DEFAULT_ALLOW_FROM = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,169.254.0.0/16,fe80::/10"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -101,6 +102,8 @@ class Config:
     resync_interval: float
     http: Address | None
     http_token: str
+    query_log: int
+    log_queries: bool
     allow_from: tuple[IPNetwork, ...]
     rate_limit: int
     rate_limit_slip: int
@@ -322,6 +325,18 @@ def _positive(kind: type[int] | type[float], unit: str):
     return parse
 
 
+def parse_query_log(text: str | bool) -> int:
+    """-query-log: on (the last 1,000), off, or how many queries to keep."""
+    if isinstance(text, bool):
+        return DEFAULT_QUERY_LOG if text else 0
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        return DEFAULT_QUERY_LOG if parse_bool(text) else 0
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true, false or a number of queries") from None
+
+
 def parse_whole(text: str) -> int:
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0 or more)")
@@ -540,6 +555,10 @@ def build_parser(environ: dict[str, str]) -> _Parser:
             type=parse_optional_listen, default="", metavar="ADDR")
     _option(parser, "http-token", "bearer token HTTP writes (PUT, PATCH, DELETE) must carry; without one, "
             "writes are only accepted when -http is a loopback address", default="", metavar="TOKEN")
+    _option(parser, "query-log", "keep the last N queries in memory for GET /queries and the page (alone: "
+            f"{DEFAULT_QUERY_LOG}; false or 0: off)", type=parse_query_log, nargs="?", const=DEFAULT_QUERY_LOG,
+            default=0, metavar="N")
+    _flag(parser, "log-queries", "write a line per query to the log", default=False)
     _option(parser, "allow-from", "clients (CIDR list, or 'any') that get answers; others get REFUSED",
             type=parse_networks, default=DEFAULT_ALLOW_FROM, metavar="CIDRS")
     _option(parser, "rate-limit", "most UDP replies a second to one client /24 (IPv4) or /56 (IPv6); 0: no limit",

@@ -41,7 +41,6 @@ from dnscock.errors import EngineError
 from dnscock.naming import (
     DEFAULT_OPTIONS,
     NamingOptions,
-    health,
     network_mode,
     record_from_inspect,
     split_addresses,
@@ -176,6 +175,7 @@ class DockerWatcher:
         ids = client.running_container_ids()
         records = [record for record in client.inspect_many(ids, lambda inspect: self._record(client, inspect))
                    if record is not None]
+        self.store.release_all_but(self.source, ids)
         if not initial and self.store.generation != generation:
             return False  # an event changed the table while we listed: our listing may be older
         records += self._host_records(self._bridge_gateways(client))
@@ -262,7 +262,10 @@ class DockerWatcher:
 
     def _refresh(self, client: EngineClient, container_id: str) -> None:
         """Inspects the container and puts what it says in the table."""
-        record = self._record(client, client.inspect(container_id))
+        inspect = client.inspect(container_id)
+        if inspect is None or not (inspect.get("State") or {}).get("Running"):
+            self.store.release(container_id)  # not running: no longer withheld either
+        record = self._record(client, inspect)
         if record is not None:
             old = self.store.put(record)
             if old != record:
@@ -290,11 +293,19 @@ class DockerWatcher:
             self._remove(ghost.id)
 
     def _record(self, client: EngineClient, inspect: Mapping[str, Any] | None) -> Record | None:
-        """The record to serve for a container; None when stopped, gone, ignored or withheld."""
+        """The record to serve for a container; None when stopped, gone, ignored or withheld (unhealthy: kept
+        aside in the store, so that /explain can tell why its names do not answer)."""
         if inspect is None or not (inspect.get("State") or {}).get("Running"):
             return None
-        if health(inspect) == "unhealthy" and not self.options.serve_unhealthy:
+        record = self._named(client, inspect)
+        if record is not None and record.health == "unhealthy" and not self.options.serve_unhealthy:
+            self.store.withhold(record)
             return None
+        self.store.release(str(inspect.get("Id") or ""))
+        return record
+
+    def _named(self, client: EngineClient, inspect: Mapping[str, Any]) -> Record | None:
+        """A running container's record; None when ignored or in the host's network without -host-ip."""
         mode = network_mode(inspect)
         source = None
         container_id = str(inspect.get("Id") or "")
@@ -311,6 +322,7 @@ class DockerWatcher:
 
     def _remove(self, container_id: str) -> None:
         self._sharing.pop(container_id, None)
+        self.store.release(container_id)
         record = self.store.remove(container_id)
         if record is not None:
             self._log_removed(record)

@@ -1,4 +1,7 @@
-"""The HTTP API (``-http``): dnsdock's ``/services`` and ``/set/ttl``, ``/health`` and ``/metrics``.
+"""The HTTP API (``-http``): dnsdock's ``/services`` and ``/set/ttl``, ``/health``, ``/metrics``, and the page.
+
+The page (``GET /``, ``page.py``) reads ``/state``, ``/explain`` and
+``/queries``, which are endpoints of their own for scripts too.
 
 A plain WSGI application served by gevent's WSGI server in the same
 process as the DNS servers; it reads and writes the record store directly.
@@ -17,6 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from urllib.parse import parse_qs
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +31,9 @@ from dnscock import metrics
 from dnscock.answers import DefaultTtl
 from dnscock.config import Address
 from dnscock.docker_watcher import DockerWatcher
+from dnscock.explain import ExplainError
 from dnscock.listeners import Listeners
+from dnscock.page import PageParts, page_html
 from dnscock.records import Record, RecordStore
 from dnscock.services import (
     ServiceError,
@@ -71,17 +77,38 @@ def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, indent=1).encode() + b"\n")
 
 
+def _number(query: dict[str, list[str]], field: str, default: float) -> float:
+    """A number from the query string; 400 naming the field when it is not one."""
+    text = (query.get(field) or [""])[0]
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise HttpError(400, f"{field} must be a number", field) from None
+
+
+# The page runs its own script and style only, and talks to this origin only.
+PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+               "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 class HttpApi:
     """The WSGI application."""
 
     def __init__(self, store: RecordStore, zone: str, default_ttl: DefaultTtl,
                  health: Callable[[], tuple[bool, dict[str, Any]]], registry: CollectorRegistry, token: str,
-                 loopback_only: bool) -> None:
+                 loopback_only: bool, page: PageParts | None = None) -> None:
         self.store, self.zone, self.default_ttl, self.health = store, zone, default_ttl, health
         self.registry = registry
         self.token = token
         self.loopback_only = loopback_only
+        self.page = page
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
+            (re.compile(r"^/$"), {"GET": self.get_page}),
+            (re.compile(r"^/state/?$"), {"GET": self.get_state}),
+            (re.compile(r"^/explain/?$"), {"GET": self.get_explain}),
+            (re.compile(r"^/queries/?$"), {"GET": self.get_queries}),
             (re.compile(r"^/services/?$"), {"GET": self.list_services}),
             (re.compile(r"^/services/(?P<service_id>[^/]+)$"), {
                 "GET": self.get_service, "PUT": self.put_service, "PATCH": self.patch_service,
@@ -221,6 +248,55 @@ class HttpApi:
 
     def get_metrics(self, environ: dict[str, Any]) -> Response:
         return Response(200, metrics.render(self.registry), metrics.CONTENT_TYPE)
+
+    # -- the page, and what it reads --
+
+    def _parts(self) -> PageParts:
+        if self.page is None:
+            raise HttpError(404, "no page here")
+        return self.page
+
+    @property
+    def writes(self) -> str:
+        """Whether the page may offer writes: "open" (loopback, no token), "token" (with it), "closed"."""
+        return "token" if self.token else "open" if self.loopback_only else "closed"
+
+    def get_page(self, environ: dict[str, Any]) -> Response:
+        self._parts()
+        return Response(200, page_html(), "text/html; charset=utf-8",
+                        (("Content-Security-Policy", PAGE_POLICY), ("X-Content-Type-Options", "nosniff")))
+
+    def get_state(self, environ: dict[str, Any]) -> Response:
+        parts = self._parts()
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        since = _number(query, "since", -1)
+        queries_after = int(_number(query, "queries_after", 0))
+        generation = self.store.generation
+        document: dict[str, Any] = {"generation": generation, "health": self.health()[1],
+                                    "rates": parts.rates.rates(), "query_log": parts.query_log is not None
+                                    and parts.query_log.keeps, "ttl": self.default_ttl.value, "writes": self.writes}
+        if generation != since:
+            document["services"] = {record.id: self._view(record) for record in self.store}
+        if document["query_log"]:
+            document["queries"] = parts.query_log.entries(queries_after)
+        return _json(200, document)
+
+    def get_explain(self, environ: dict[str, Any]) -> Response:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        name = (query.get("name") or [""])[0]
+        if not name:
+            raise HttpError(400, "give the name to explain: /explain?name=NAME&type=A", "name")
+        client = (query.get("client") or [""])[0]
+        try:
+            return _json(200, self._parts().explainer.explain(name, (query.get("type") or ["A"])[0], client))
+        except ExplainError as error:
+            raise HttpError(400, str(error), error.field) from None
+
+    def get_queries(self, environ: dict[str, Any]) -> Response:
+        query_log = self._parts().query_log
+        if query_log is None or not query_log.keeps:
+            raise HttpError(404, "the query log is off: start dnscock with -query-log")
+        return _json(200, query_log.entries(int(_number(parse_qs(environ.get("QUERY_STRING", "")), "after", 0))))
 
     # -- bodies --
 

@@ -15,7 +15,7 @@ on the query (its size limit, view, cache key, the table's generation).
 What is not configured costs nothing: the client's split-horizon view is
 looked up only while some record spans networks, the rate limiter only
 when -rate-limit is set, the counters only when -http serves /metrics, the
-debug lines only at -debug.
+query log only when on, the debug lines only at -debug.
 
 Every query gets exactly one reply through its transport, or none when the
 entry point returns False (a response, a message without a readable
@@ -45,7 +45,8 @@ from dnscock.packing import Answer, pack_reply, relayed
 from dnscock.queries import Unanswerable, read_query
 from dnscock.query import Callback, Query, Transport
 from dnscock.records import RecordStore
-from dnscock.stats import FORWARDED, LOCAL, QueryStats, rcode_name, type_text
+from dnscock.query_log import QueryLog
+from dnscock.stats import FORWARDED, LOCAL, QueryStats, counter_key, rcode_name, type_text
 from dnscock.throttled_log import ThrottledLog
 from dnscock.upstream import Forwarder
 from dnscock.views import EVERYONE, Views
@@ -76,6 +77,8 @@ class PipelineOptions:
     rate_limit_slip: int = 2
     split_horizon: bool = True  # a client on some of a container's networks gets its addresses there only
     counters: bool = True  # count replies and their latency (for /metrics: without -http nobody reads them)
+    query_log: int = 0  # keep the last N queries (-query-log); 0: none
+    log_queries: bool = False  # a log line per query (-log-queries)
 
 
 class Pipeline:
@@ -99,7 +102,11 @@ class Pipeline:
         # Clients let through before: one dict lookup admits them (none while a rate limit counts every reply).
         self._admitted = self.admission.allowed if not options.rate_limit else {}
         self._exact = self.caches.exact if self.caches.enabled else None
+        self.query_log = QueryLog(options.query_log, options.log_queries) \
+            if options.query_log or options.log_queries else None
         self._counting = options.counters
+        # Whether anything watches the replies (the counters, the query log): when nothing does, no clock is read.
+        self._observing = options.counters or self.query_log is not None
         self._count = {path: stats.count for path, stats in self.stats.paths.items()}
 
     @property
@@ -119,8 +126,8 @@ class Pipeline:
 
     def datagram(self, data: bytes, address: tuple, transport: DatagramTransport) -> bool:
         """A UDP message from ``address``; False when no reply will ever come."""
-        counting = self._counting
-        start = perf_counter() if counting else 0.0
+        observing = self._observing
+        start = perf_counter() if observing else 0.0
         client = address[0]
         if self._admitted.get(client) is not True:
             verdict = self.admission.check(client, False)
@@ -130,15 +137,16 @@ class Pipeline:
         if exact is not None:
             entry = exact(data, self.views.of(client).tag if self.store.spanning else b"")
             if entry is not None:
-                transport.send_to(entry.reply_to(data), address)
-                if counting:
-                    self._count[entry.path](entry.counter, perf_counter() - start)
+                reply = entry.reply_to(data)
+                transport.send_to(reply, address)
+                if observing:
+                    self._observe(entry.path, entry.counter, data, reply, client, start)
                 return True
         return self._handle(Query(data, transport, address, start))
 
     def stream(self, data: bytes, address: tuple, transport: Transport) -> bool:
         """A message that came over TCP (never rate-limited: its handshake proves the address)."""
-        query = Query(data, transport, address, perf_counter() if self._counting else 0.0, tcp=True)
+        query = Query(data, transport, address, perf_counter() if self._observing else 0.0, tcp=True)
         if self._admitted.get(address[0]) is not True:
             verdict = self.admission.check(address[0], True)
             if verdict is not Verdict.ALLOW:
@@ -284,10 +292,20 @@ class Pipeline:
 
     def _send(self, query: Query, reply: bytes, path: str, qtype: int | None = None) -> None:
         query.transport.send(query, reply)
-        if self._counting:
-            self.stats.paths[path].record(query.qtype if qtype is None else qtype, reply, perf_counter() - query.start)
+        if self._observing:
+            self._observe(path, counter_key(query.qtype if qtype is None else qtype, reply), query.data, reply,
+                          query.client, query.start)
 
     def _send_kept(self, query: Query, kept: CachedReply | LocalReply) -> None:
-        query.transport.send(query, kept.reply_to(query.data))
+        reply = kept.reply_to(query.data)
+        query.transport.send(query, reply)
+        if self._observing:
+            self._observe(kept.path, kept.counter, query.data, reply, query.client, query.start)
+
+    def _observe(self, path: str, counter: int, data: bytes, reply: bytes, client: str, start: float) -> None:
+        """A reply sent: counted (-http) and kept in the query log (-query-log, -log-queries)."""
+        seconds = perf_counter() - start
         if self._counting:
-            self._count[kept.path](kept.counter, perf_counter() - query.start)
+            self._count[path](counter, seconds)
+        if self.query_log is not None:
+            self.query_log.add(client, data, reply, path, seconds)

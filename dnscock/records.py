@@ -322,6 +322,8 @@ class RecordStore:
         self._unreachable: set[str] = set()
         self._changed = gevent.event.Event()
         self._patches: dict[str, dict[str, Any]] = {}  # container id -> Record fields laid over it
+        # Containers withheld while their healthcheck says unhealthy: never answered, only explained.
+        self._withheld: dict[str, Record] = {}
 
     # Updates run without a greenlet switch from start to end (no I/O in
     # them), so a query never sees a half-applied change.
@@ -434,6 +436,26 @@ class RecordStore:
             self._records[record.id] = record
             self._index.add(record)
         self._bump()
+
+    def withhold(self, record: Record) -> None:
+        """Keeps aside a container that is not served (unhealthy), for ``withheld_matching`` to tell."""
+        self._withheld[record.id] = record
+
+    def release(self, record_id: str) -> None:
+        self._withheld.pop(record_id, None)
+
+    def release_all_but(self, source: str, ids: Iterable[str]) -> None:
+        """Forgets the withheld containers of ``source`` but those with ``ids`` (a resync's running ones)."""
+        keep = set(ids)
+        self._withheld = {record_id: record for record_id, record in self._withheld.items()
+                          if record.source != source or record_id in keep}
+
+    def withheld_matching(self, labels: tuple[str, ...], name: str) -> list[Record]:
+        """The withheld containers a query for ``labels`` (left of the zone) or the alias ``name`` would match."""
+        index = _Index()
+        for record in self._withheld.values():
+            index.add(record)
+        return self._sorted_from(self._withheld, index.match(labels) | set(index.aliases.get(name, ())))
 
     def proxy_related(self) -> list[Record]:
         """The records proxy names are made from: those saying something about proxies, and the hosts'."""
@@ -551,6 +573,10 @@ class RecordStore:
         return self._sorted(self._index.addresses.get(address, ()))
 
     def _sorted(self, ids: Iterable[str]) -> list[Record]:
-        records = [self._records[record_id] for record_id in ids]
-        records.sort(key=lambda record: (record.labels, record.id))
-        return records
+        return self._sorted_from(self._records, ids)
+
+    @staticmethod
+    def _sorted_from(records: dict[str, Record], ids: Iterable[str]) -> list[Record]:
+        found = [records[record_id] for record_id in ids]
+        found.sort(key=lambda record: (record.labels, record.id))
+        return found

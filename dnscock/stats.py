@@ -70,10 +70,6 @@ class PathStats:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, not cumulative; +Inf last
         self.seconds = 0.0
 
-    def record(self, qtype: int, reply: bytes, seconds: float) -> None:
-        """Counts one reply; ``reply`` is its wire form (the rcode is read from its header)."""
-        self.count(counter_key(qtype, reply), seconds)
-
     def count(self, key: int, seconds: float) -> None:
         """Counts one reply under its ``counter_key``, ``seconds`` after its query came."""
         self.answers[key] += 1
