@@ -80,7 +80,7 @@ def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> Wa
         network_aliases=config.network_aliases,
         hostnames=config.hostnames,
         engine=engine.url,
-        engine_address=engine.address,
+        engine_address=engine.address,  # an IP, or PUBLISHED (the watcher turns that into published=True)
         several_engines=len(config.engines) > 1,
     )
     return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,

@@ -60,11 +60,16 @@ class Address(NamedTuple):
 DEFAULT_NAMESERVER = Address("8.8.8.8", 53)
 
 
+PUBLISHED = "published"  # ?address=published: containers answer the host addresses they publish ports on
+
+
 class Engine(NamedTuple):
     """A Docker engine to watch, and perhaps the address its host is reached at from elsewhere."""
 
     url: str
-    address: str = ""  # with several hosts: what this engine's containers that publish ports answer
+    # With several hosts: what this engine's containers that publish ports answer; PUBLISHED: each answers the host
+    # addresses its ports are published on (rootless engines, Docker Desktop, WSL).
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -418,7 +423,7 @@ def normalize_docker_url(url: str) -> str:
 
 
 def parse_engines(text: str) -> list[Engine]:
-    """Comma-separated ``URL[?address=IP]`` items."""
+    """Comma-separated ``URL[?address=IP|published]`` items."""
     engines: list[Engine] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -428,8 +433,9 @@ def parse_engines(text: str) -> list[Engine]:
         if query:
             key, sep, value = query.partition("=")
             if key != "address" or not sep or not value:
-                raise argparse.ArgumentTypeError(f"{item!r}: an engine takes one option, ?address=IP")
-            address = _ip(value, item)
+                raise argparse.ArgumentTypeError(f"{item!r}: an engine takes one option, ?address=IP or "
+                                                 "?address=published")
+            address = PUBLISHED if value == PUBLISHED else _ip(value, item)
         engines.append(Engine(normalize_docker_url(url), address))
     if not engines:
         raise argparse.ArgumentTypeError(f"{text!r} names no engine")
@@ -493,9 +499,10 @@ def build_parser(environ: dict[str, str]) -> _Parser:
     _option(parser, "dns", "listen for DNS requests on this address; bridge[:PORT]: on the gateway of the first "
             "engine's default bridge, followed when it changes", type=parse_listen, default=":53", metavar="ADDR")
     _option(
-        parser, "docker", "Docker engine(s) to watch: unix:///path or tcp://host:port, with ?address=IP where its "
-        "host is reached from elsewhere (repeatable, or comma-separated)",
-        shown_default=f"$DOCKER_HOST, else {DEFAULT_DOCKER_URL}", type=parse_engines, action="append", default=None,
+        parser, "docker", "Docker or Podman engine(s) to watch: unix:///path or tcp://host:port, with ?address=IP "
+        "where its host is reached from elsewhere, or ?address=published to answer the host addresses containers "
+        "publish ports on (rootless engines: by itself; Docker Desktop, WSL) (repeatable, or comma-separated)",
+        shown_default=f"$DOCKER_HOST, else $CONTAINER_HOST, else {DEFAULT_DOCKER_URL}", type=parse_engines, action="append", default=None,
         metavar="URL",
     )
     _option(parser, "domain", "domain that is appended to all local names", type=parse_domain, default="docker")
@@ -610,7 +617,7 @@ def load_config(argv: Sequence[str] | None = None, environ: dict[str, str] | Non
     derived = {
         "listen": args.dns,
         "engines": tuple(dict.fromkeys(engine for group in (args.docker or [parse_engines(
-            environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL)]) for engine in group)),
+            environ.get("DOCKER_HOST") or environ.get("CONTAINER_HOST") or DEFAULT_DOCKER_URL)]) for engine in group)),
         "nameservers": tuple(nameservers),
         "domain_nameservers": tuple((domain, tuple(dict.fromkeys(servers))) for domain, servers in
                                     sorted(by_domain.items())),

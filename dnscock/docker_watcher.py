@@ -36,16 +36,19 @@ import gevent
 import requests.exceptions
 import urllib3.exceptions
 
-from dnscock.engine import EngineClient, TlsSettings
+from dnscock.config import PUBLISHED
+from dnscock.engine import EngineClient, PodMember, TlsSettings, is_rootless
 from dnscock.errors import EngineError
 from dnscock.naming import (
     DEFAULT_OPTIONS,
     NamingOptions,
+    container_addresses,
     network_mode,
     record_from_inspect,
     split_addresses,
 )
 from dnscock.records import Record, RecordStore
+from dnscock.sockets import primary_address
 
 log = logging.getLogger("dnscock.docker")
 
@@ -94,6 +97,11 @@ class DockerWatcher:
         # Containers in network mode "container:<ref>", by id -> <ref> (the id or name of the one whose
         # network they share): when that one's networks change, so do theirs.
         self._sharing: dict[str, str] = {}
+        self._pods: dict[str, PodMember] = {}  # Podman: the pod of each container in one, by id
+        self._told_rootless = False
+        self._told_pods = False
+        self._naming = self._naming_for(None)  # this session's (published-address mode on a rootless engine)
+        self.product = ""  # "Docker 28.2.2", "Podman 4.3.1": what the engine said it is, once connected
         # For /metrics and /health.
         self.connected = False
         self.events: Counter[tuple[str, str]] = Counter()  # (type, action) -> events applied
@@ -141,11 +149,16 @@ class DockerWatcher:
             # now (by the engine's clock, which on one host is ours) are replays of the past.
             self._live_since = time.time() - 1
             events = client.events(since=self._last_event_time)
+            self.product = client.product
+            info = self._info(client)
+            self._naming = self._naming_for(info)
             self._sync(client, initial=True)
             self.connected = True
-            log.info("connected to the Docker engine at %s (API %s), %d containers served", self.url,
-                     client.api_version, sum(1 for record in self.store if record.source == self.source))
-            self._tell_info(client)
+            log.info("connected to the Docker engine at %s (API %s, %s), %d containers served", self.url,
+                     client.api_version, client.product,
+                     sum(1 for record in self.store if record.source == self.source))
+            if self.on_info is not None and info is not None:
+                self.on_info(self.url, info)
             if self.options.resync_interval > 0:
                 resyncer = gevent.spawn(self._resync_every, client, self.options.resync_interval)
             for event in events:
@@ -157,22 +170,34 @@ class DockerWatcher:
                 events.close()
             client.close()
 
-    def _tell_info(self, client: EngineClient) -> None:
-        """Hands ``GET /info`` to ``on_info`` (is the engine in a swarm?); a refusal is logged, not fatal."""
-        if self.on_info is None:
-            return
+    def _info(self, client: EngineClient) -> Mapping[str, Any] | None:
+        """``GET /info`` (is the engine rootless, in a swarm?); a refusal is logged, not fatal."""
         try:
-            info = client.info()
+            return client.info()
         except CONNECTION_ERRORS as error:
-            log.warning("cannot read /info from the Docker engine at %s: %s; its swarm, if any, is not followed",
-                        self.url, short_error(error))
-            return
-        self.on_info(self.url, info)
+            log.warning("cannot read /info from the Docker engine at %s: %s; taken as rootful, its swarm, if any, not "
+                        "followed", self.url, short_error(error))
+            return None
+
+    def _naming_for(self, info: Mapping[str, Any] | None) -> NamingOptions:
+        """The naming options for this session: published-address mode when asked for, or when the engine is
+        rootless and no ?address= says otherwise (its containers' own addresses reach no one)."""
+        naming = self.options.naming
+        asked = naming.engine_address == PUBLISHED
+        if not asked and (naming.engine_address or info is None or not is_rootless(info)):
+            return naming
+        if not asked and not self._told_rootless:
+            log.info("the engine at %s is rootless: its containers answer the host addresses they publish ports on "
+                     "(and no address when they publish none)", self.url)
+            self._told_rootless = True
+        return dataclasses.replace(naming, engine_address="", published=True,
+                                   host_address=naming.host_ip or primary_address() or "127.0.0.1")
 
     def _sync(self, client: EngineClient, initial: bool = False) -> bool:
         """Makes the table equal the engine's running containers; False when an event came meanwhile."""
         generation = self.store.generation
         ids = client.running_container_ids()
+        self._pods = self._read_pods(client) if client.is_podman else {}
         records = [record for record in client.inspect_many(ids, lambda inspect: self._record(client, inspect))
                    if record is not None]
         self.store.release_all_but(self.source, ids)
@@ -192,8 +217,8 @@ class DockerWatcher:
 
     def _bridge_gateways(self, client: EngineClient) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The default bridge's gateways (IPv4, IPv6), told to ``on_bridge`` (-dns=bridge) when they change."""
-        if not self.options.host_name and self.on_bridge is None:
-            return (), ()
+        if self.on_bridge is None and (not self.options.host_name or self._naming.published):
+            return (), ()  # nobody asks, or the host's name answers the host's own address
         try:
             configs = (client.default_bridge().get("IPAM") or {}).get("Config") or []
         except CONNECTION_ERRORS as error:
@@ -208,7 +233,11 @@ class DockerWatcher:
         """``<host-name>.<domain>``: -host-ip, else the gateway of the engine's default bridge (IPv4 and IPv6)."""
         if not self.options.host_name:
             return []
-        ipv4, ipv6 = split_addresses([self.options.naming.host_ip]) if self.options.naming.host_ip else gateways
+        naming = self._naming
+        if naming.published:  # the rootless bridge's gateway reaches no one: the host's own address does
+            ipv4, ipv6 = split_addresses([naming.host_address])
+        else:
+            ipv4, ipv6 = split_addresses([naming.host_ip]) if naming.host_ip else gateways
         if not ipv4 and not ipv6:
             return []
         # Its one name, as an alias: no container, so never one of the records ``*.<domain>`` lists.
@@ -241,6 +270,8 @@ class DockerWatcher:
             return
         if not container_id:
             return
+        if attributes.get("podId") and str(container_id) not in self._pods and client.is_podman:
+            self._pods = self._read_pods(client)  # a container of a pod not seen yet: which pod, is it the infra?
         self.events[(kind, action)] += 1
         if action in _STOP_ACTIONS and kind == "container" and float(event.get("time") or 0) >= self._live_since:
             # A live "die": the container is gone. Inspecting it now would wait for the
@@ -304,21 +335,41 @@ class DockerWatcher:
         self.store.release(str(inspect.get("Id") or ""))
         return record
 
+    def _read_pods(self, client: EngineClient) -> dict[str, PodMember]:
+        """Podman's pods (libpod's listing); an answer that cannot be read is logged once and taken as none."""
+        try:
+            return client.pods()
+        except (*CONNECTION_ERRORS, ValueError, TypeError, AttributeError) as error:
+            if not self._told_pods:
+                log.warning("cannot read the pods of the Podman engine at %s: %s; pod names are not answered and "
+                            "infra containers are served like others", self.url, short_error(error))
+                self._told_pods = True
+            return {}
+
     def _named(self, client: EngineClient, inspect: Mapping[str, Any]) -> Record | None:
-        """A running container's record; None when ignored or in the host's network without -host-ip."""
+        """A running container's record; None when ignored, in the host's network without -host-ip, or a Podman
+        pod's infra (pause) container, whose address its members answer with."""
+        member = self._pods.get(str(inspect.get("Id") or ""))
+        if member is not None and member.infra:
+            return None
         mode = network_mode(inspect)
         source = None
         container_id = str(inspect.get("Id") or "")
         if mode.startswith("container:"):
             self._sharing[container_id] = mode.split(":", 1)[1]
             source = client.inspect(self._sharing[container_id])
-        elif mode == "host" and not self.options.naming.host_ip:
+        elif member is not None and member.infra_id and container_addresses(inspect) == ((), ()):
+            # Some Podman versions show a pod member's network settings empty (podman #8073, #21340): the pod's
+            # network is its infra container's.
+            self._sharing[container_id] = member.infra_id
+            source = client.inspect(member.infra_id)
+        elif mode == "host" and not self._naming.host_ip:
             name = str(inspect.get("Name") or "").lstrip("/")
             if name not in self._warned_host_mode:
                 self._warned_host_mode.add(name)
                 log.info("container %s uses the host's network: skipped (set -host-ip to serve it)", name)
             return None
-        return record_from_inspect(inspect, self.options.naming, source)
+        return record_from_inspect(inspect, self._naming, source, pod=member.pod if member else "")
 
     def _remove(self, container_id: str) -> None:
         self._sharing.pop(container_id, None)

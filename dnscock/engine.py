@@ -27,7 +27,7 @@ import os
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
 import docker
@@ -107,6 +107,29 @@ def tls_settings(config: Config) -> TlsSettings | None:
     return settings
 
 
+def is_rootless(info: Mapping[str, Any]) -> bool:
+    """``GET /info``: does the engine run rootless (Podman's compatible ``Rootless``, Docker's security options)?"""
+    return info.get("Rootless") is True or any("name=rootless" in str(option)
+                                               for option in info.get("SecurityOptions") or ())
+
+
+class PodMember(NamedTuple):
+    """A Podman container's pod: its name, whether the container is the pod's infra (pause) container, and
+    the infra container's id (whose network namespace the pod's containers share)."""
+
+    pod: str
+    infra: bool
+    infra_id: str = ""
+
+
+def product_of(version: Mapping[str, Any]) -> str:
+    """``GET /version`` -> ``Docker 28.2.2`` or ``Podman 4.3.1`` (whose compatible API has a "Podman Engine")."""
+    for component in version.get("Components") or ():
+        if str(component.get("Name") or "").startswith("Podman"):
+            return f"Podman {component.get('Version') or version.get('Version') or ''}".strip()
+    return f"Docker {version.get('Version') or ''}".strip()
+
+
 class EngineClient:
     """One connection to one engine; ``close()`` it when done."""
 
@@ -122,7 +145,8 @@ class EngineClient:
                                      timeout=timeout, tls=tls.docker_tls() if tls is not None else False)
         self._api.trust_env = False  # no proxy or CA bundle look-ups in the environment per request
         try:
-            self._api._version = str(self._api.version(api_version=False)["ApiVersion"])
+            version = self._api.version(api_version=False)
+            self._api._version = str(version["ApiVersion"])
         except (docker.errors.DockerException, requests.exceptions.RequestException, KeyError) as error:
             self._api.close()
             failure = _ssl_failure(error)
@@ -130,10 +154,25 @@ class EngineClient:
                 raise EngineError(_explain_tls_failure(failure)) from error
             raise EngineError(f"fetching the engine's API version: {error}") from error
         self._pool = self._connection_pool()
+        self.product = product_of(version)
 
     @property
     def api_version(self) -> str:
         return str(self._api.api_version)
+
+    @property
+    def is_podman(self) -> bool:
+        return self.product.startswith("Podman")
+
+    def pods(self) -> dict[str, PodMember]:
+        """Podman: the running containers that belong to a pod (libpod's listing: the compatible API has no
+        pods), by id."""
+        summaries = [summary for summary in self._api._result(
+            self._api._get(self._api._url("/libpod/containers/json")), json=True) or () if summary.get("Pod")]
+        infra = {str(summary["Pod"]): str(summary.get("Id") or "") for summary in summaries if summary.get("IsInfra")}
+        return {str(summary.get("Id") or ""): PodMember(str(summary.get("PodName") or ""), bool(summary.get("IsInfra")),
+                                                        infra.get(str(summary["Pod"]), ""))
+                for summary in summaries}
 
     def _connection_pool(self):
         """docker-py's urllib3 pool for this engine, set up for its transport and TLS."""

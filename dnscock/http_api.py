@@ -344,7 +344,8 @@ class Health:
                 reasons.append(f"not synced yet with the Docker engine at {watcher.url}")
             elif not watcher.connected:
                 reasons.append(f"the Docker engine at {watcher.url} cannot be reached: serving the last known table")
-            engines.append({"url": watcher.url, "connected": watcher.connected, "synced": synced})
+            engines.append({"url": watcher.url, "product": watcher.product, "connected": watcher.connected,
+                            "synced": synced})
             if self.swarms is not None:
                 engines[-1]["swarm"] = self.swarms.engine_modes.get(watcher.url, "")
         swarms = self.swarms.status() if self.swarms is not None else []

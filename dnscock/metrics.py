@@ -131,14 +131,17 @@ class DnscockCollector(Collector):
         resyncs = CounterMetricFamily("dnscock_engine_resyncs", "Periodic re-listings of the engine: done, or "
                                       "skipped because an event changed the table meanwhile",
                                       labels=["engine", "result"])
+        info = GaugeMetricFamily("dnscock_engine_info", "1 for each engine, with what it said it is (Docker, "
+                                 "Podman, and its version) once connected", labels=["engine", "product"])
         for watcher in self.watchers:
+            info.add_metric([watcher.url, watcher.product], 1)
             connected.add_metric([watcher.url], 1 if watcher.connected else 0)
             synced.add_metric([watcher.url], 1 if self.store.has_synced(watcher.source) else 0)
             for (kind, action), count in sorted(watcher.events.items()):
                 events.add_metric([watcher.url, kind, action], count)
             for result in ("done", "skipped"):
                 resyncs.add_metric([watcher.url, result], watcher.resyncs[result])
-        yield from (connected, synced, events, resyncs)
+        yield from (info, connected, synced, events, resyncs)
         reading = GaugeMetricFamily("dnscock_swarm_reading", "1 while a swarm's services and tasks are read from "
                                     "one of its engines", labels=["swarm", "mode"])
         polls = CounterMetricFamily("dnscock_swarm_polls", "Listings of a swarm's tasks (or a worker's networks)",

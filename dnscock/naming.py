@@ -130,6 +130,20 @@ def place_of(cidr: str, network: str) -> tuple[str, str, str] | None:
     return str(interface.ip), str(interface.network), network
 
 
+def published_addresses(inspect: Mapping[str, Any], host_address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The host addresses a container's published ports are bound to: each binding's host IP, the host's own
+    address (``host_address``) for one bound to every address (``-p 8080:80``); none when nothing is published."""
+    bindings = (inspect.get("NetworkSettings") or {}).get("Ports") or {}
+    found = []
+    for hosts in bindings.values():
+        for host in hosts or ():
+            if not str((host or {}).get("HostPort") or "").isdigit():
+                continue
+            address = str((host or {}).get("HostIp") or "")
+            found.append(host_address if address in ("", "0.0.0.0", "::") else address)
+    return split_addresses(address for address in found if address)
+
+
 def published_ports(inspect: Mapping[str, Any]) -> tuple[tuple[int, str, int], ...]:
     """(container port, protocol, host port) for each port published on the host (``-p``)."""
     bindings = (inspect.get("NetworkSettings") or {}).get("Ports") or {}
@@ -209,11 +223,16 @@ class NamingOptions:
     hostnames: bool = False  # a container's explicit hostname as an alias
     engine: str = ""  # the engine's URL: the records' source
     engine_address: str = ""  # where the engine's host is reached: containers that publish ports answer it
+    # Published-address mode (rootless engines, Docker Desktop): containers answer the host addresses their ports
+    # are published on, and nothing when they publish none; host_address stands for "every address".
+    published: bool = False
+    host_address: str = ""
     several_engines: bool = False  # TXT names the engine
     proxy_names: bool = True  # read what a container says about reverse proxies (proxy_names)
 
 
 DEFAULT_OPTIONS = NamingOptions()
+POD_LABEL = "pod"  # a Podman pod's name answers as <pod>.pod.<domain>
 DNSDOCK_LABEL = "com.dnsdock."
 
 
@@ -237,11 +256,14 @@ def record_from_inspect(
     inspect: Mapping[str, Any],
     options: NamingOptions = DEFAULT_OPTIONS,
     network_source: Mapping[str, Any] | None = None,
+    pod: str = "",
 ) -> Record | None:
     """The record for a container, or None when it asks to be ignored or has nothing to serve.
 
-    ``network_source`` is the inspect data of the container whose network a
-    ``container:<id>`` network mode shares.
+    ``network_source`` is the inspect data of the container whose network
+    namespace it shares (a ``container:<id>`` network mode, a Podman pod's
+    infra container); ``pod`` the Podman pod it is in
+    (its name answers too: ``<pod>.pod.<domain>``).
     """
     config = inspect.get("Config") or {}
     labels = config.get("Labels") or {}
@@ -266,15 +288,19 @@ def record_from_inspect(
     if region:
         image = f"{image}.{region}" if image else region
 
-    ipv4, ipv6 = _served_addresses(inspect, options, network_source, layers[0], container)
-    published = published_ports(inspect) if options.engine_address else ()
-    if published:
+    # A container sharing another's network namespace has that one's addresses and published ports.
+    source = network_source if network_source is not None and network_mode(inspect) != "host" else inspect
+    ipv4, ipv6 = _served_addresses(inspect, options, source, layers[0], container)
+    published = published_ports(source) if options.engine_address or options.published else ()
+    if options.published:
+        # Its own address lives in a namespace no one else reaches: only what it publishes on the host is.
+        ipv4, ipv6 = published_addresses(source, options.host_ip or options.host_address)
+    elif published:
         # On another host its bridge address is out of reach: the engine's host, and the port published there.
         host = ipaddress.ip_address(options.engine_address)
         ipv4, ipv6 = ((str(host),), ()) if host.version == 4 else ((), (str(host),))
     aliases = aliases_from(alias_text, container) + _engine_aliases(inspect, options)
-    served = {address: address for address in ipv4 + ipv6}
-    source = network_source if network_mode(inspect).startswith("container:") and network_source else inspect
+    served = {} if options.published else {address: address for address in ipv4 + ipv6}
     # The address strings are the ones in ipv4/ipv6, subnets and network names interned: with 10,000
     # containers on a few networks, places cost a tuple each and little more.
     places = tuple((served[address], sys.intern(subnet), sys.intern(network))
@@ -300,7 +326,8 @@ def record_from_inspect(
         gateways=gateways,
         metadata=metadata,
         extra_names=(_compose_names(labels) if options.compose_names else ())
-        + ((split_name(name),) if options.container_names and split_name(name) else ()),
+        + ((split_name(name),) if options.container_names and split_name(name) else ())
+        + ((split_name(pod) + (POD_LABEL,),) if split_name(pod) else ()),
         # Interned: 10,000 containers share a few image and network names (their own names are their own).
         name=".".join(split_name(name)),
         image_name=sys.intern(".".join(split_name(image))),
@@ -327,17 +354,16 @@ def network_mode(inspect: Mapping[str, Any]) -> str:
 
 
 def _served_addresses(
-    inspect: Mapping[str, Any], options: NamingOptions, network_source: Mapping[str, Any] | None,
+    inspect: Mapping[str, Any], options: NamingOptions, network_source: Mapping[str, Any],
     from_labels: Mapping[str, str], container: str,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    mode = network_mode(inspect)
-    if mode == "host":
+    """``network_source``: the inspect data of whoever's network namespace the container is in (itself, mostly)."""
+    if network_mode(inspect) == "host":
         if not options.host_ip:
             return (), ()
         host = ipaddress.ip_address(options.host_ip)
         return ((str(host),), ()) if host.version == 4 else ((), (str(host),))
-    source = network_source if mode.startswith("container:") and network_source is not None else inspect
-    ipv4, ipv6 = container_addresses(source, options.networks)
+    ipv4, ipv6 = container_addresses(network_source, options.networks)
     fixed = from_labels.get("ip_addr", "").strip()
     if fixed:
         try:

@@ -67,7 +67,7 @@ def test_replicated_service_over_both_nodes_embedded_dns_and_drain(swarm_env):
 
     # Docker's embedded DNS in an attachable container: every task, wherever it runs; the VIP for the name.
     probe = swarm.run_attached("front")
-    assert swarm.embedded_dns(probe, "tasks.web") == addresses(tasks, "front")
+    assert swarm.settled_embedded_dns(probe, "tasks.web", addresses(tasks, "front")) == addresses(tasks, "front")
     web.reload()
     vip = next(v["Addr"].split("/")[0] for v in web.attrs["Endpoint"]["VirtualIPs"])
     assert swarm.embedded_dns(probe, "web") == [vip]
@@ -87,7 +87,8 @@ def test_stack_deploy_with_debians_cli(swarm_env):
     tasks = swarm.running_tasks("shop_api")
     container = swarm.task_container(tasks[0])
     assert container.labels["com.docker.stack.namespace"] == "shop"
-    assert swarm.embedded_dns(container, "tasks.api") == addresses(tasks, "shop_default")
+    expected = addresses(tasks, "shop_default")
+    assert swarm.settled_embedded_dns(container, "tasks.api", expected) == expected
 
 
 def test_two_managers_and_nothing_left_after_stop():

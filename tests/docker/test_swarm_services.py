@@ -74,7 +74,7 @@ def test_a_replicated_service_answers_as_dockers_own_dns_from_the_host(swarm_env
     expected = task_addresses(swarm, web, "front")
     assert {swarm.task_node(task).number for task in swarm.running_tasks(web)} == {1, 2}
     probe = swarm.run_attached("front")
-    assert swarm.embedded_dns(probe, "tasks.web") == expected, "the reference"
+    assert swarm.settled_embedded_dns(probe, "tasks.web", expected) == expected, "the reference"
 
     dnscock = dnscock_on(swarm.url)
     settle(dnscock, "web.docker", expected)
@@ -132,7 +132,7 @@ def test_global_dnsrr_and_stack_services(swarm_env, dnscock_on):
     settle(dnscock, "api.shop.docker", expected)
     assert sorted_addresses(dnscock.addresses("api.shop.example.test")) == expected, "com.dnsdock.alias"
     probe = swarm.run_attached("shop_default")
-    assert swarm.embedded_dns(probe, "tasks.api") == expected
+    assert swarm.settled_embedded_dns(probe, "tasks.api", expected) == expected
 
 
 def test_service_labels_and_task_env_name_and_time_its_tasks(swarm_env, dnscock_on):

@@ -39,6 +39,7 @@ import gevent
 import gevent.queue
 import requests.exceptions
 
+from dnscock.engine import PodMember
 from dnscock.errors import EngineError
 
 IMAGE_ID = "sha256:" + "ab" * 32
@@ -128,7 +129,10 @@ class FakeEngine:
 
     api_version = "1.43"
 
-    def __init__(self) -> None:
+    def __init__(self, product: str = "Docker 24.0.7") -> None:
+        self.product = product  # what /version says: "Podman 4.3.1" makes it a Podman
+        self.info: dict[str, Any] = {"Swarm": {"LocalNodeState": "inactive"}}  # what /info says
+        self.pods: dict[str, PodMember] = {}  # Podman: the pod of each container in one, by id
         self.containers: dict[str, dict[str, Any]] = {}  # id -> inspect document
         self.log: list[dict[str, Any]] = []  # every event emitted, for replays
         self.calls: list[str] = []  # "connect", "events", "list", "inspect <name>", "close"
@@ -237,6 +241,22 @@ class FakeEngineClient:
     @property
     def api_version(self) -> str:
         return self.engine.api_version
+
+    @property
+    def product(self) -> str:
+        return self.engine.product
+
+    @property
+    def is_podman(self) -> bool:
+        return self.engine.product.startswith("Podman")
+
+    def pods(self) -> dict[str, PodMember]:
+        self.engine._call("pods")
+        return dict(self.engine.pods)
+
+    def info(self) -> dict[str, Any]:
+        self.engine._call("info")
+        return dict(self.engine.info)
 
     def events(self, since: int | None = None) -> FakeEventStream:
         self.engine._call("events", detail="" if since is None else f"since={since}")

@@ -39,7 +39,7 @@ from tests.support.tls_certs import CertSet
 BUSYBOX_IMAGE = "local/busybox:latest"
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 # Applets the containers use; busybox picks its applet from argv[0].
-APPLETS = ("sh", "sleep", "cat", "ls", "hostname", "true")
+APPLETS = ("sh", "sleep", "cat", "ls", "hostname", "true", "httpd")
 
 
 class EngineUnavailable(RuntimeError):

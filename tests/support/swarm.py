@@ -728,6 +728,17 @@ class PrivateSwarm:
         except ValueError:
             return sorted(records)
 
+    def settled_embedded_dns(self, container, name: str, expected: list[str], timeout: float = 20.0) -> list[str]:
+        """What the embedded DNS answers for ``name`` once it equals ``expected``, or what it answered
+        last when ``timeout`` runs out (for the caller's assert to show). Tasks on another node reach
+        a node's embedded DNS by gossip, a moment after they run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.embedded_dns(container, name)
+            if answer == expected or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.25)
+
     def embedded_dns_reply(self, container, name: str, rdtype: str = "A", *dig_options: str,
                            check: bool = True) -> str:
         """``dig @127.0.0.11 NAME RDTYPE +noall +answer`` from inside the container's network namespace.

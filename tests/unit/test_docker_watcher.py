@@ -23,6 +23,7 @@ from dnscock import docker_watcher
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
 from dnscock.naming import NamingOptions
 from dnscock.records import Record, RecordStore
+from dnscock.engine import PodMember
 from tests.support.fake_engine_client import FakeEngine, container_id, until
 
 pytestmark = pytest.mark.timeout(10)
@@ -84,7 +85,7 @@ def test_the_subscription_comes_before_the_listing_so_a_container_started_in_bet
     engine.during_list = a_container_starts_after_the_snapshot
     watcher = watch()
     assert served(watcher.store) == {"early": ("172.17.0.2",), "late": ("172.17.0.3",)}
-    assert engine.calls[:3] == ["connect", "events", "list"]
+    assert engine.calls[:4] == ["connect", "events", "info", "list"]  # subscribed first, listed after
 
 
 def test_the_first_listing_replaces_the_table_sets_synced_and_connected(engine, watch):
@@ -502,3 +503,97 @@ def test_a_container_that_stops_twice_gets_a_full_grace_window_the_second_time(e
     engine.settle()
     gevent.sleep(first_stop + grace * 1.25 - time.monotonic())
     assert watcher.store.get(alpha) is not None and watcher.store.get(alpha).stopped
+
+
+# -- Podman --
+
+
+def test_on_podman_a_pods_infra_is_not_served_and_its_members_answer_the_pod_name(engine, watch):
+    engine.product = "Podman 4.3.1"
+    infra = engine.run("1f38287f0627-infra", "10.88.0.4", image="localhost/podman-pause:4.3.1-0")
+    web = engine.run("shopweb", "10.88.0.4", image="local/busybox:latest", network_mode=f"container:{infra}")
+    engine.pods = {infra: PodMember("shop", True), web: PodMember("shop", False)}
+    store = RecordStore()
+    watcher = watch(store)
+    assert served(store) == {"shopweb": ("10.88.0.4",)}
+    assert [record.container for record in store.match(("shop", "pod"))] == ["shopweb"]
+    assert [record.container for record in store.by_address("10.88.0.4")] == ["shopweb"]  # PTR: not the infra
+    assert watcher.product == "Podman 4.3.1"
+    # A member that joins a pod not seen yet: the pods are read again, once.
+    db = engine.run("shopdb", "10.88.0.4", image="local/busybox:latest", network_mode=f"container:{infra}")
+    engine.pods[db] = PodMember("shop", False)
+    calls = engine.calls.count("pods")
+    engine.emit("start", db, attributes={"podId": "1f38287f0627", "name": "shopdb"})
+    engine.settle()
+    assert sorted(served(store)) == ["shopdb", "shopweb"] and engine.calls.count("pods") == calls + 1
+
+
+def test_a_pod_member_with_empty_network_settings_answers_the_infras_address(engine, watch):
+    """Podman versions before and after 4.3 have shown pod members with no network settings at all (podman
+    #8073, #21340) and a network mode that is not container:<infra>: the pod's network is the infra's."""
+    engine.product = "Podman 4.9.3"
+    infra = engine.run("1f38287f0627-infra", "10.88.0.7", image="localhost/podman-pause:4.9.3-0")
+    web = engine.run("shopweb", None, image="local/busybox:latest", network_mode="default")
+    engine.pods = {infra: PodMember("shop", True, infra), web: PodMember("shop", False, infra)}
+    store = RecordStore()
+    watch(store)
+    assert served(store) == {"shopweb": ("10.88.0.7",)}
+    assert [record.container for record in store.match(("shop", "pod"))] == ["shopweb"]
+    # The infra's address changes (its network reconnected): the member follows.
+    engine.connect_network(infra, "podman", "10.88.0.9")
+    engine.containers[infra]["NetworkSettings"]["IPAddress"] = ""
+    engine.emit("connect", infra, kind="network")
+    engine.settle()
+    assert "10.88.0.9" in served(store)["shopweb"]
+
+
+def test_on_docker_no_pods_are_asked_for(engine, watch):
+    engine.run("web", "172.17.0.2")
+    watch()
+    assert "pods" not in engine.calls
+
+
+def published(engine: FakeEngine, name: str, ip: str, *bindings: tuple[str, str, str]) -> str:
+    """A container publishing (container port/protocol, host IP, host port) bindings."""
+    cid = engine.run(name, ip)
+    ports: dict[str, list[dict[str, str]]] = {}
+    for port, host_ip, host_port in bindings:
+        ports.setdefault(port, []).append({"HostIp": host_ip, "HostPort": host_port})
+    engine.containers[cid]["NetworkSettings"]["Ports"] = ports
+    return cid
+
+
+@pytest.mark.parametrize("info", [{"Rootless": True}, {"SecurityOptions": ["name=seccomp", "name=rootless"]}])
+def test_a_rootless_engine_answers_what_its_containers_publish_and_nothing_else(engine, watch, info):
+    engine.info = info
+    published(engine, "local", "10.91.0.2", ("80/tcp", "127.0.0.1", "8080"))
+    published(engine, "everywhere", "10.91.0.3", ("80/tcp", "", "8081"), ("443/tcp", "0.0.0.0", "8443"))
+    engine.run("hidden", "10.91.0.4")
+    store = RecordStore()
+    watch(store, naming=NamingOptions(host_ip="192.0.2.10"), host_name="host")
+    by_name = {record.container: record for record in store}
+    assert by_name["local"].ipv4 == ("127.0.0.1",) and by_name["local"].published == ((80, "tcp", 8080),)
+    assert by_name["everywhere"].ipv4 == ("192.0.2.10",)  # bound to every address: the host's own
+    assert by_name["hidden"].ipv4 == () and not by_name["hidden"].places  # listed, with no address
+    assert by_name["(the host)"].ipv4 == ("192.0.2.10",)  # not the rootless bridge's gateway
+
+
+@pytest.mark.parametrize(("address", "answered"), [("published", "127.0.0.1"), ("", "172.17.0.2")])
+def test_address_published_asks_for_that_mode_on_any_engine(engine, watch, address, answered):
+    published(engine, "web", "172.17.0.2", ("80/tcp", "127.0.0.1", "8080"))
+    store = RecordStore()
+    watch(store, naming=NamingOptions(engine_address=address))
+    assert store.get(container_id("web")).ipv4 == (answered,)  # a rootful engine keeps the container's own
+
+
+def test_a_pod_listing_that_cannot_be_read_is_logged_once_and_the_table_stays(engine, watch, caplog):
+    engine.product = "Podman 4.3.1"
+    engine.run("web", "10.88.0.5")
+    engine.fail("pods", times=2)
+    store = RecordStore()
+    with caplog.at_level(logging.WARNING, logger="dnscock.docker"):
+        watch(store)
+        engine.emit("start", engine.run("other", "10.88.0.6"), attributes={"podId": "abc"})
+        engine.settle()
+    assert sorted(served(store)) == ["other", "web"]
+    assert caplog.text.count("cannot read the pods") == 1
