@@ -9,7 +9,7 @@ import platform
 import re
 import subprocess
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,5 +48,5 @@ def machine_info(source: Path = ROOT) -> dict[str, Any]:
         "dnscock_source": str(source),
         "dnscock_worktree_dirty": bool(dirty),
         "loadavg_at_start": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

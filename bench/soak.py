@@ -61,7 +61,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -653,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     elapsed = time.monotonic() - started
     document = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": {key: str(value) if isinstance(value, Path) else value for key, value in vars(options).items()},
         "elapsed_s": elapsed,
         "loadavg_at_start": soak.loadavg,

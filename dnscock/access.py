@@ -21,7 +21,7 @@ import ipaddress
 import time
 from collections.abc import Iterable
 
-from dnscock.config import IPNetwork
+from dnscock.addresses import IPNetwork
 
 # At most this many addresses are remembered; past it the table starts over (one lookup each).
 MEMO_LIMIT = 65536

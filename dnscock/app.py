@@ -13,26 +13,28 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 import gevent.event
 from gevent.pywsgi import WSGIServer
 
 from dnscock import __version__
+from dnscock.addresses import Address, Engine
 from dnscock.answers import DefaultTtl
 from dnscock.authority import Authority
-from dnscock.config import Address, Config, Engine, load_config
+from dnscock.config import Config, load_config
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
 from dnscock.engine import TlsSettings, tls_settings
 from dnscock.errors import ConfigError
 from dnscock.listeners import BRIDGE, Listeners
 from dnscock.naming import NamingOptions
 from dnscock.notify import Notifier
+from dnscock.pipeline import Pipeline, PipelineOptions
 from dnscock.privileges import resolve_user, switch_user
 from dnscock.proxy_names import ProxyNames
 from dnscock.records import RecordStore
-from dnscock.pipeline import Pipeline, PipelineOptions
 from dnscock.sockets import bind_tcp, bound_address, primary_address
 from dnscock.static_records import RecordsFileError, StaticFiles
 from dnscock.swarm_watcher import SwarmOptions, Swarms
@@ -70,21 +72,24 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+_Options = TypeVar("_Options")
+
+
+def options_from(kind: type[_Options], config: Config, **given: Any) -> _Options:
+    """An options object of ``kind``: each field named like an option takes that option's value, the others
+    are ``given`` (or keep their defaults)."""
+    named = {field.name for field in fields(kind)} & {field.name for field in fields(Config)}  # type: ignore[arg-type]
+    return kind(**{name: getattr(config, name) for name in named - given.keys()}, **given)
+
+
 def watch_options(config: Config, engine: Engine, tls: TlsSettings | None) -> WatchOptions:
-    naming = NamingOptions(
-        networks=config.networks,
-        host_ip=config.host_ip,
-        compose_names=config.compose_names,
-        container_names=config.container_names,
-        proxy_names=config.proxy_names,
-        network_aliases=config.network_aliases,
-        hostnames=config.hostnames,
+    naming = options_from(
+        NamingOptions, config,
         engine=engine.url,
         engine_address=engine.address,  # an IP, or PUBLISHED (the watcher turns that into published=True)
         several_engines=len(config.engines) > 1,
     )
-    return WatchOptions(naming=naming, serve_unhealthy=config.serve_unhealthy, grace=config.grace,
-                        resync_interval=config.resync_interval, tls=tls, host_name=config.host_name)
+    return options_from(WatchOptions, config, naming=naming, tls=tls)
 
 
 def swarm_options(config: Config, tls: TlsSettings | None) -> SwarmOptions:
@@ -93,20 +98,7 @@ def swarm_options(config: Config, tls: TlsSettings | None) -> SwarmOptions:
 
 
 def pipeline_options(config: Config) -> PipelineOptions:
-    return PipelineOptions(
-        udp_payload=config.udp_payload,
-        forward_pool=config.forward_pool,
-        sync_timeout=config.sync_timeout,
-        cache_size=config.cache_size,
-        local_cache_size=config.local_cache_size,
-        allow_from=config.allow_from,
-        rate_limit=config.rate_limit,
-        rate_limit_slip=config.rate_limit_slip,
-        split_horizon=config.split_horizon,
-        counters=config.http is not None,  # read only by /metrics
-        query_log=config.query_log,
-        log_queries=config.log_queries,
-    )
+    return options_from(PipelineOptions, config, counters=config.http is not None)  # counters: read by /metrics
 
 
 def ns_addresses(config: Config) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ import gevent
 import requests.exceptions
 import urllib3.exceptions
 
-from dnscock.config import PUBLISHED
+from dnscock.addresses import PUBLISHED
 from dnscock.engine import EngineClient, PodMember, TlsSettings, is_rootless
 from dnscock.errors import EngineError
 from dnscock.naming import (
@@ -47,6 +47,8 @@ from dnscock.naming import (
     record_from_inspect,
     split_addresses,
 )
+from dnscock.options import default
+from dnscock.reconnect import Outage
 from dnscock.records import Record, RecordStore
 from dnscock.sockets import primary_address
 
@@ -65,18 +67,18 @@ _CONTAINER_ACTIONS = frozenset({
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 _STOP_ACTIONS = frozenset({"die", "stop", "destroy"})
 
-# Reconnect within a second of the engine coming back: trying a closed socket each second costs nothing.
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 1.0
 
 
 @dataclass(frozen=True)
 class WatchOptions:
     naming: NamingOptions = DEFAULT_OPTIONS
-    serve_unhealthy: bool = False  # serve containers whose healthcheck says unhealthy
-    grace: float = 10.0  # seconds a stopped container's names answer NOERROR with no records
-    resync_interval: float = 60.0  # seconds between full re-listings; 0: never
+    serve_unhealthy: bool = default("serve-unhealthy")  # serve containers whose healthcheck says unhealthy
+    grace: float = default("grace")  # seconds a stopped container's names answer NOERROR with no records
+    resync_interval: float = default("resync-interval")  # seconds between full re-listings; 0: never
     tls: TlsSettings | None = None  # TLS to the engine (-tlsverify); None: plain HTTP or a unix socket
-    host_name: str = ""  # <host_name>.<domain> answers the host's address as containers see it; "": none
+    # <host_name>.<domain>: the host's address as containers see it. "": none, unlike -host-name, whose default
+    # the app passes: a watcher alone (a test, a tool) makes no name of its own.
+    host_name: str = ""
 
 
 class DockerWatcher:
@@ -102,6 +104,7 @@ class DockerWatcher:
         self._told_pods = False
         self._naming = self._naming_for(None)  # this session's (published-address mode on a rootless engine)
         self.product = ""  # "Docker 28.2.2", "Podman 4.3.1": what the engine said it is, once connected
+        self._outage = Outage(log)
         # For /metrics and /health.
         self.connected = False
         self.events: Counter[tuple[str, str]] = Counter()  # (type, action) -> events applied
@@ -116,27 +119,18 @@ class DockerWatcher:
             self._greenlet.kill(block=True, timeout=1)
 
     def run(self) -> None:
-        delay = BACKOFF_FIRST
-        failing = False  # one line per outage, then one per backoff step at debug level
         while True:
             try:
                 self._session()
-                log.warning("lost the Docker engine at %s: the event stream ended", self.url)
-                delay, failing = BACKOFF_FIRST, True
+                self._outage.failed("lost the Docker engine at %s: the event stream ended", self.url)
             except CONNECTION_ERRORS as error:
-                # A session that got connected ends an outage: the next failure starts a new one.
-                if self.connected:
-                    delay, failing = BACKOFF_FIRST, False
-                level = logging.DEBUG if failing else logging.WARNING
-                log.log(level, "cannot reach the Docker engine at %s: %s; retrying", self.url, short_error(error))
-                failing = True
+                self._outage.failed("cannot reach the Docker engine at %s: %s; retrying", self.url,
+                                    short_error(error))
             except Exception:
                 log.exception("unexpected error while watching the Docker engine at %s", self.url)
             self.connected = False
             self.store.set_reachable(self.source, False)
-            log.debug("reconnecting to the Docker engine in %.1fs", delay)
-            gevent.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+            self._outage.pause()
 
     # -- a session: subscribe, list, follow --
 
@@ -154,9 +148,9 @@ class DockerWatcher:
             self._naming = self._naming_for(info)
             self._sync(client, initial=True)
             self.connected = True
-            log.info("connected to the Docker engine at %s (API %s, %s), %d containers served", self.url,
-                     client.api_version, client.product,
-                     sum(1 for record in self.store if record.source == self.source))
+            self._outage.back("connected to the Docker engine at %s (API %s, %s), %d containers served", self.url,
+                              client.api_version, client.product,
+                              sum(1 for record in self.store if record.source == self.source))
             if self.on_info is not None and info is not None:
                 self.on_info(self.url, info)
             if self.options.resync_interval > 0:

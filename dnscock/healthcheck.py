@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from dnslib import DNSRecord
 
-from dnscock.config import Address, Config, load_config
+from dnscock.addresses import Address
+from dnscock.config import Config, load_config
 
 TIMEOUT = 2.0
 

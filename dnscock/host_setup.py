@@ -4,7 +4,9 @@ For the resolvers that have no API (systemd-resolved has one: see
 ``-host-resolver``), it prints, for the running configuration (the same
 flags, env vars and config file as the server), what to add; with
 ``--apply`` it writes it, and with ``--remove`` it removes exactly what it
-wrote. It never edits /etc/resolv.conf. Targets:
+wrote, and the directories it made for it (when nothing else has been put
+in them meanwhile), so that the tree is byte for byte as before. It never
+edits /etc/resolv.conf. Targets:
 
 * ``resolved``: a drop-in, ``/etc/systemd/resolved.conf.d/dnscock.conf``
   (``DNS=IP:PORT``, ``Domains=~<domain>``), for those who prefer a file;
@@ -31,10 +33,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnscock.config import Address, load_config
+from dnscock.addresses import Address
+from dnscock.config import load_config
 from dnscock.errors import DnscockError
+from dnscock.listeners import BRIDGE
 
 MARK = "# Written by dnscock host-setup; `dnscock host-setup --remove` removes it."
+# The second line of a file whose directories --apply made: --remove takes them away too (when empty).
+MADE = "# host-setup made its directories: "
 TARGETS = ("resolved", "networkmanager", "dnsmasq", "macos", "docker")
 
 
@@ -81,27 +87,63 @@ def apply(plan: Plan, root: Path) -> str:
     """Writes the target's file (or merges daemon.json's keys); returns what happened, for the user."""
     path = _under(root, plan.path)
     if plan.json_keys:
-        return _apply_json(plan, path)
+        return _apply_json(plan, path, root)
+    made: list[str] = []
     if path.exists():
         current = path.read_text(errors="replace")
-        if current == plan.content:
+        made = _made(current)
+        if _without_made(current) == plan.content:
             return f"{plan.path}: unchanged"
         if not current.startswith(MARK):
             raise HostSetupError(f"{plan.path} exists and is not dnscock's: not touched (remove it or merge by hand)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(plan.content)
+    made += _make_parents(path, root)
+    first, _, rest = plan.content.partition("\n")
+    path.write_text(f"{first}\n{MADE}{' '.join(made)}\n{rest}" if made else plan.content)
     return f"{plan.path}: written"
+
+
+def _make_parents(path: Path, root: Path) -> list[str]:
+    """Makes the missing directories above ``path``; returns them (outermost first), as paths on the host."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+    return ["/" + str(directory.relative_to(root)) for directory in reversed(missing)]
+
+
+def _made(text: str) -> list[str]:
+    lines = text.split("\n", 2)
+    return lines[1][len(MADE):].split() if len(lines) > 1 and lines[1].startswith(MADE) else []
+
+
+def _without_made(text: str) -> str:
+    lines = text.split("\n", 2)
+    return "\n".join(lines[:1] + lines[2:]) if len(lines) > 1 and lines[1].startswith(MADE) else text
+
+
+def _remove_made(made: Sequence[str], root: Path) -> None:
+    """The directories --apply made, innermost first, each only when nothing else has been put in it."""
+    for directory in reversed(made):
+        try:
+            _under(root, directory).rmdir()
+        except OSError:  # not empty (somebody else's file is there now), or gone
+            return
 
 
 def remove(plan: Plan, root: Path) -> str:
     path = _under(root, plan.path)
     if plan.json_keys:
-        return _remove_json(path, plan)
+        return _remove_json(path, plan, root)
     if not path.exists():
         return f"{plan.path}: not there"
-    if not path.read_text(errors="replace").startswith(MARK):
+    current = path.read_text(errors="replace")
+    if not current.startswith(MARK):
         return f"{plan.path}: not dnscock's, left alone"
     path.unlink()
+    _remove_made(_made(current), root)
     return f"{plan.path}: removed"
 
 
@@ -109,7 +151,7 @@ def _backup(path: Path) -> Path:
     return path.with_name(path.name + ".dnscock")
 
 
-def _apply_json(plan: Plan, path: Path) -> str:
+def _apply_json(plan: Plan, path: Path, root: Path) -> str:
     wanted = json.loads(plan.content)
     backup = _backup(path)
     original = path.read_bytes() if path.exists() else None
@@ -124,15 +166,16 @@ def _apply_json(plan: Plan, path: Path) -> str:
     if not isinstance(settings, dict):
         raise HostSetupError(f"{plan.path} is not a JSON object: not touched")
     if not backup.exists():  # the original bytes, or that there was no file, kept for --remove
+        made = _make_parents(path, root)
         backup.write_text(json.dumps({"existed": original is not None,
-                                      "original": original.decode() if original is not None else None}))
+                                      "original": original.decode() if original is not None else None,
+                                      "made": made}))
     settings.update(wanted)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
     return f"{plan.path}: {', '.join(plan.json_keys)} set (restart dockerd to use them)"
 
 
-def _remove_json(path: Path, plan: Plan) -> str:
+def _remove_json(path: Path, plan: Plan, root: Path) -> str:
     backup = _backup(path)
     if not backup.exists():
         return f"{plan.path}: not changed by dnscock"
@@ -142,6 +185,7 @@ def _remove_json(path: Path, plan: Plan) -> str:
     else:
         path.unlink(missing_ok=True)
     backup.unlink()
+    _remove_made(kept.get("made") or (), root)
     return f"{plan.path}: restored as it was"
 
 
@@ -158,6 +202,11 @@ def _docker_address(listen: Address, given: str | None, engine_url: str) -> tupl
         return given, ""
     if not listen.is_wildcard and not listen.reachable().host.startswith("127.") and listen.host != "::1":
         return listen.host, ""
+    return _bridge_gateway(engine_url)
+
+
+def _bridge_gateway(engine_url: str) -> tuple[str | None, str]:
+    """(the IPv4 gateway of the engine's default bridge, or None; why not)."""
     try:
         from dnscock.engine import EngineClient
 
@@ -188,10 +237,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    config = load_config([])
-    docker_address, docker_problem = _docker_address(config.listen, args.address, config.docker_url)
-    listing = plans(config.zone, _host_address(config.listen), docker_address)
+    # Its own options, and the server's (flags, env vars, config file) for the rest.
+    args, server_options = _parser().parse_known_args(argv)
+    config = load_config(server_options)
+    listen = config.listen
+    if listen.host == BRIDGE:  # -dns=bridge: where the server will listen is the default bridge's gateway
+        gateway, problem = (args.address, "") if args.address else _bridge_gateway(config.docker_url)
+        if gateway is None:
+            print(f"dnscock host-setup: -dns=bridge: {problem}", file=sys.stderr)
+            return 1
+        listen = Address(gateway, listen.port)
+    docker_address, docker_problem = _docker_address(listen, args.address, config.docker_url)
+    listing = plans(config.zone, _host_address(listen), docker_address)
     chosen = [plan for plan in listing if (plan.target in args.target if args.target else
                                            not (args.apply or args.remove)
                                            or _under(args.root, plan.present).exists())]

@@ -20,16 +20,16 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from urllib.parse import parse_qs
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 from prometheus_client import CollectorRegistry
 
 from dnscock import metrics
+from dnscock.addresses import Address
 from dnscock.answers import DefaultTtl
-from dnscock.config import Address
 from dnscock.docker_watcher import DockerWatcher
 from dnscock.explain import ExplainError
 from dnscock.listeners import Listeners

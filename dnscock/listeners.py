@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from dnscock.config import Address
+from dnscock.addresses import Address
 from dnscock.pipeline import Pipeline
 from dnscock.server import TcpServer, UdpServer
 from dnscock.sockets import bind_pair, bound_address

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnscock.dnsname import is_valid_name, split_name
+from dnscock.options import default
 from dnscock.proxy_names import facts_from
 from dnscock.records import Record
 
@@ -216,11 +217,11 @@ class NamingOptions:
     """The options that change what a container is served as."""
 
     networks: frozenset[str] = frozenset()  # only addresses on these networks; empty: all
-    host_ip: str = ""  # what containers in network mode "host" answer with; "": skip them
-    compose_names: bool = True  # also <service>.<project>.<zone> for compose containers
-    container_names: bool = False  # also <container-name>.<zone>, whatever the image
-    network_aliases: bool = False  # a container's aliases on user-defined networks as aliases
-    hostnames: bool = False  # a container's explicit hostname as an alias
+    host_ip: str = default("host-ip")  # what containers in network mode "host" answer with; "": skip them
+    compose_names: bool = default("compose-names")  # also <service>.<project>.<zone> for compose containers
+    container_names: bool = default("container-names")  # also <container-name>.<zone>, whatever the image
+    network_aliases: bool = default("network-aliases")  # a container's aliases on user-defined networks as aliases
+    hostnames: bool = default("hostnames")  # a container's explicit hostname as an alias
     engine: str = ""  # the engine's URL: the records' source
     engine_address: str = ""  # where the engine's host is reached: containers that publish ports answer it
     # Published-address mode (rootless engines, Docker Desktop): containers answer the host addresses their ports
@@ -228,7 +229,7 @@ class NamingOptions:
     published: bool = False
     host_address: str = ""
     several_engines: bool = False  # TXT names the engine
-    proxy_names: bool = True  # read what a container says about reverse proxies (proxy_names)
+    proxy_names: bool = default("proxy-names")  # read what a container says about reverse proxies (proxy_names)
 
 
 DEFAULT_OPTIONS = NamingOptions()

@@ -38,14 +38,15 @@ import gevent
 
 from dnscock import wire
 from dnscock.access import Admission, Verdict
+from dnscock.addresses import IPNetwork
 from dnscock.authority import Ask, Authority, Owner
 from dnscock.cache import CachedReply, LocalReply, ReplyCache, ReplyCaches
-from dnscock.config import DEFAULT_ALLOW_FROM, IPNetwork, parse_networks
+from dnscock.options import default
 from dnscock.packing import Answer, pack_reply, relayed
 from dnscock.queries import Unanswerable, read_query
 from dnscock.query import Callback, Query, Transport
-from dnscock.records import RecordStore
 from dnscock.query_log import QueryLog
+from dnscock.records import RecordStore
 from dnscock.stats import FORWARDED, LOCAL, QueryStats, counter_key, rcode_name, type_text
 from dnscock.throttled_log import ThrottledLog
 from dnscock.upstream import Forwarder
@@ -67,18 +68,18 @@ class DatagramTransport(Transport, Protocol):
 class PipelineOptions:
     """What the query path needs of the options (the zone and TTLs are the ``Authority``'s)."""
 
-    udp_payload: int = 1232  # the largest UDP reply we offer in EDNS0
-    forward_pool: int = 1000  # queries waiting at once, at most
-    sync_timeout: float = 3.0  # seconds a local query waits for the first sync
-    cache_size: int = 10000  # forwarded replies kept
-    local_cache_size: int = 10000  # local replies kept until the table changes
-    allow_from: tuple[IPNetwork, ...] = parse_networks(DEFAULT_ALLOW_FROM)
-    rate_limit: int = 0  # UDP replies a second per client network; 0: no limit
-    rate_limit_slip: int = 2
-    split_horizon: bool = True  # a client on some of a container's networks gets its addresses there only
+    udp_payload: int = default("udp-payload")  # the largest UDP reply we offer in EDNS0
+    forward_pool: int = default("forward-pool")  # queries waiting at once, at most
+    sync_timeout: float = default("sync-timeout")  # seconds a local query waits for the first sync
+    cache_size: int = default("cache-size")  # forwarded replies kept
+    local_cache_size: int = default("local-cache-size")  # local replies kept until the table changes
+    allow_from: tuple[IPNetwork, ...] = default("allow-from")
+    rate_limit: int = default("rate-limit")  # UDP replies a second per client network; 0: no limit
+    rate_limit_slip: int = default("rate-limit-slip")
+    split_horizon: bool = default("split-horizon")  # a client on some of a container's networks: its addresses there
     counters: bool = True  # count replies and their latency (for /metrics: without -http nobody reads them)
-    query_log: int = 0  # keep the last N queries (-query-log); 0: none
-    log_queries: bool = False  # a log line per query (-log-queries)
+    query_log: int = default("query-log")  # keep the last N queries; 0: none
+    log_queries: bool = default("log-queries")  # a log line per query
 
 
 class Pipeline:
@@ -112,10 +113,6 @@ class Pipeline:
     @property
     def local_cache(self) -> ReplyCache:
         return self.caches.local
-
-    @property
-    def forward_cache(self) -> ReplyCache:
-        return self.caches.forward
 
     @property
     def busy(self) -> int:

@@ -23,7 +23,6 @@ from dnscock.stats import rcode_name, type_text
 
 log = logging.getLogger("dnscock.queries")
 
-DEFAULT_SIZE = 1000  # -query-log without a number
 _ADDRESS_FAMILIES = {wire.TYPE_A: socket.AF_INET, wire.TYPE_AAAA: socket.AF_INET6}
 
 

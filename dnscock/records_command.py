@@ -16,7 +16,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from dnscock.config import Address, load_config, parse_optional_listen
+from dnscock.addresses import Address
+from dnscock.config import load_config
+from dnscock.values import parse_optional_listen
 
 TIMEOUT = 5.0
 COLUMNS = ("NAMES", "IMAGE", "IPS", "TTL", "ALIASES", "NETWORKS", "HEALTH", "ID")

@@ -36,7 +36,7 @@ from typing import Any
 
 import gevent
 
-from dnscock.config import Address
+from dnscock.addresses import Address
 from dnscock.errors import DnscockError
 from dnscock.own_link import OwnLink, OwnLinkError
 
@@ -49,8 +49,6 @@ LINK = "org.freedesktop.resolve1.Link"
 POLL = 0.5  # seconds between two checks of what resolved holds
 CALL_TIMEOUT = 2.0
 MAX_DOMAINS = 256  # resolved keeps at most this many domains per link
-MODES = ("none", "resolved", "auto")
-DEFAULT_LINK_ADDRESS = "169.254.53.53/32"
 POLKIT_HINT = ("run dnscock as root (-user drops root after registering), or allow it with the polkit rule in "
                "the README (\"Use it from the host and from containers\")")
 _REFUSED = ("org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")

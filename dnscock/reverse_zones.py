@@ -18,7 +18,6 @@ import ipaddress
 from collections.abc import Iterable
 
 MIN_PREFIX = 8
-_SUFFIX = {4: ("in-addr", "arpa"), 6: ("ip6", "arpa")}
 _UNIT = {4: 8, 6: 4}  # bits per label
 
 
@@ -38,15 +37,6 @@ def zones_of(subnet: str) -> list[tuple[str, ...]]:
         # reverse_pointer names every label of the address: keep the aligned prefix's and the suffix.
         zones.append(tuple(labels[len(labels) - 2 - aligned // unit:]))
     return zones
-
-
-def zone_names(subnets: Iterable[str]) -> list[str]:
-    """Every subnet's reverse zones as names, without duplicates, in a stable order."""
-    seen: dict[str, None] = {}
-    for subnet in sorted(subnets):
-        for zone in zones_of(subnet):
-            seen.setdefault(".".join(zone))
-    return list(seen)
 
 
 class ReverseZones:

@@ -9,7 +9,7 @@ import errno
 import logging
 import socket
 
-from dnscock.config import Address
+from dnscock.addresses import Address
 
 log = logging.getLogger("dnscock.sockets")
 

@@ -27,7 +27,7 @@ addresses, across all nodes; those are polled instead (names only: see
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ from dnscock.docker_watcher import CONNECTION_ERRORS, short_error
 from dnscock.engine import EngineClient, TlsSettings
 from dnscock.errors import EngineError
 from dnscock.naming import DEFAULT_OPTIONS, NamingOptions
+from dnscock.options import default
+from dnscock.reconnect import Outage
 from dnscock.records import RecordStore
 
 log = logging.getLogger("dnscock.swarm")
@@ -47,7 +49,6 @@ MANAGER, WORKER = "manager", "worker"
 # After an event, wait this long before polling: a service create or update is followed by its
 # tasks' start within a few hundred milliseconds, and by more events.
 EVENT_SETTLE = 0.1
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0
 # A task meant to run that is not running yet runs within a second or so: while there is one, the tasks
 # are listed this often, so that it answers soon after it runs (not up to -swarm-poll later).
 STARTING_STATES = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"})
@@ -61,7 +62,7 @@ class EngineGone(EngineError):
 @dataclass(frozen=True)
 class SwarmOptions:
     naming: NamingOptions = DEFAULT_OPTIONS
-    poll_interval: float = 1.0  # seconds between two task listings
+    poll_interval: float = default("swarm-poll")  # seconds between two task listings
     tls: TlsSettings | None = None
 
 
@@ -77,6 +78,7 @@ class SwarmWatcher:
         self.engines: list[str] = []  # candidate engines, in the order they were found
         self.reading: str | None = None  # the engine read now
         self.failure = ""  # why the last session ended, for /health
+        self._outage = Outage(log)
         self.polls = 0  # task listings, and the ones that changed the table: for /metrics
         self.changes = 0
         self._greenlet: gevent.Greenlet | None = None
@@ -106,8 +108,6 @@ class SwarmWatcher:
         return self.reading is not None
 
     def run(self) -> None:
-        delay = BACKOFF_FIRST
-        failing = False
         turn = 0
         while True:
             url = self.engines[turn % len(self.engines)]
@@ -118,23 +118,17 @@ class SwarmWatcher:
                     self._follow_worker(url)
             except (*CONNECTION_ERRORS, KeyError, TypeError) as error:
                 self.failure = f"{url}: {short_error(error)}"
-                # One line per outage: the first failure, or one that ends a session that was reading.
-                level = logging.WARNING if self.reading is not None or not failing else logging.DEBUG
-                log.log(level, "swarm %s: cannot read %s from %s: %s; serving the last known table%s", self.key,
-                        "its services and tasks" if self.mode == MANAGER else "the networks",
-                        url, short_error(error), " and trying another manager" if len(self.engines) > 1 else "")
-                failing = True
+                self._outage.failed("swarm %s: cannot read %s from %s: %s; serving the last known table%s", self.key,
+                                    "its services and tasks" if self.mode == MANAGER else "the networks", url,
+                                    short_error(error), " and trying another manager" if len(self.engines) > 1 else "")
             except Exception:
                 self.failure = f"{url}: unexpected error (see the log)"
                 log.exception("swarm %s: unexpected error while reading %s", self.key, url)
-            if self.reading is not None:
-                delay = BACKOFF_FIRST  # it was reading: this is a new outage
             self.reading = None
             self.store.set_reachable(self.source, False)
             turn += 1
-            if turn % len(self.engines) == 0:
-                gevent.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+            if turn % len(self.engines) == 0:  # every candidate tried once: wait before the next round
+                self._outage.pause()
 
     # -- a manager --
 
@@ -214,9 +208,9 @@ class SwarmWatcher:
 
     def _now_reading(self, url: str) -> None:
         if self.reading != url:
-            log.info("swarm %s: reading %s from %s (%s mode), %d tasks", self.key,
-                     "services and tasks" if self.mode == MANAGER else "the swarm networks", url, self.mode,
-                     sum(1 for record in self.store if record.source == self.source and record.kind == "task"))
+            self._outage.back("swarm %s: reading %s from %s (%s mode), %d tasks", self.key,
+                              "services and tasks" if self.mode == MANAGER else "the swarm networks", url, self.mode,
+                              sum(1 for record in self.store if record.source == self.source and record.kind == "task"))
         self.reading = url
         self.failure = ""
 
@@ -283,5 +277,3 @@ class Swarms:
         for watcher in self.watchers.values():
             watcher.stop()
 
-
-EngineInfoListener = Callable[[str, Mapping[str, Any]], None]

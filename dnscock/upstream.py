@@ -38,7 +38,7 @@ from dnslib import DNSRecord
 from gevent import socket as gsocket
 
 from dnscock import wire
-from dnscock.config import Address
+from dnscock.addresses import Address
 from dnscock.dnsname import split_name
 from dnscock.errors import DnscockError
 from dnscock.query import Query

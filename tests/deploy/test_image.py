@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -66,7 +66,7 @@ def docker_time(stamp: str) -> float:
     """Seconds since the epoch of an engine timestamp (RFC 3339, nanoseconds)."""
     stamp = stamp.rstrip("Z")
     whole, _, fraction = stamp.partition(".")
-    moment = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
     return moment.timestamp() + float("0." + (fraction or "0"))
 
 

@@ -231,7 +231,7 @@ def test_two_managers_one_down_then_quorum_lost_keeps_the_last_table(dnscock_on)
             time.sleep(0.2)
         assert health.status_code == 503 and any("swarm" in reason for reason in health.json()["reasons"])
         assert sorted_addresses(dnscock.addresses("web.docker")) == expected
-        time.sleep(4)  # retries meanwhile: every manager, with backoff
+        time.sleep(4)  # retries meanwhile, every manager with backoff: they may not add warning lines
         # One line per outage. When the manager killed was not the leader, the other one is read until it
         # notices it has no quorum: a second outage, with its own line.
         lines = dnscock.lines[mark:]

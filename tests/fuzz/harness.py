@@ -542,8 +542,8 @@ class InProcessTarget:
             if outcome.returned and not outcome.replies:
                 outcome.done = gevent.event.Event()
                 outcome.done.wait(max(0.0, deadline - time.monotonic()))
-        gevent.sleep(0)  # let whatever else is due (a second reply, say) happen now
-        gevent.sleep(0)
+        gevent.sleep(0)  # let whatever else is due (a second reply, say) happen now,
+        gevent.sleep(0)  # and what that in turn made due
 
     def run_one(self, case: FuzzCase) -> tuple[Outcome, list[Problem]]:
         """One case, checked; ERROR logs during it count as its problems."""

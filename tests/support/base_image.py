@@ -84,7 +84,7 @@ def debian_mirror() -> str:
     for uri, suites in entries:
         if SUITE in suites:
             return uri
-    for uri, suites in entries:
+    for uri, _suites in entries:
         if "debian" in uri and "security" not in uri:
             return uri
     return DEFAULT_MIRROR

@@ -39,7 +39,7 @@ from tests.support.tls_certs import CertSet
 BUSYBOX_IMAGE = "local/busybox:latest"
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 # Applets the containers use; busybox picks its applet from argv[0].
-APPLETS = ("sh", "sleep", "cat", "ls", "hostname", "true", "httpd")
+APPLETS = ("sh", "sleep", "cat", "ls", "hostname", "true", "httpd", "nslookup")
 
 
 class EngineUnavailable(RuntimeError):
@@ -133,10 +133,11 @@ class PrivateEngine:
                 self.client.ping()
                 self.answering_since = time.time()
                 break
-            except Exception:
+            except Exception as error:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise EngineUnavailable(f"dockerd did not answer within {timeout:.0f}s: {self._log_tail()}")
+                    raise EngineUnavailable(
+                        f"dockerd did not answer within {timeout:.0f}s: {self._log_tail()}") from error
                 time.sleep(0.05)
         self.ensure_image(BUSYBOX_IMAGE)
 

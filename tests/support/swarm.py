@@ -201,11 +201,11 @@ class SwarmNode(PrivateEngine):
                 self.client.ping()
                 self.answering_since = time.time()
                 break
-            except Exception:
+            except Exception as error:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise EngineUnavailable(f"dockerd of node {self.number} did not answer within "
-                                            f"{timeout:.0f}s: {self._log_tail()}")
+                                            f"{timeout:.0f}s: {self._log_tail()}") from error
                 time.sleep(0.05)
         self.ensure_image(BUSYBOX_IMAGE)
 

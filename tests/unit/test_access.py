@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dnscock.access import ALLOW, DROP, SLIP, ClientFilter, RateLimiter
-from dnscock.config import DEFAULT_ALLOW_FROM, parse_networks
+from dnscock.options import DEFAULT_ALLOW_FROM
+from dnscock.values import parse_networks
 
 
 @pytest.mark.parametrize(("host", "allowed"), [

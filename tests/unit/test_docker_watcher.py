@@ -19,11 +19,11 @@ from collections import Counter
 import gevent
 import pytest
 
-from dnscock import docker_watcher
+from dnscock import docker_watcher, reconnect
 from dnscock.docker_watcher import DockerWatcher, WatchOptions
+from dnscock.engine import PodMember
 from dnscock.naming import NamingOptions
 from dnscock.records import Record, RecordStore
-from dnscock.engine import PodMember
 from tests.support.fake_engine_client import FakeEngine, container_id, until
 
 pytestmark = pytest.mark.timeout(10)
@@ -37,8 +37,8 @@ def engine(monkeypatch) -> FakeEngine:
     fake = FakeEngine()
     monkeypatch.setattr(docker_watcher, "EngineClient", fake.client)
     # Reconnect in milliseconds, not seconds.
-    monkeypatch.setattr(docker_watcher, "BACKOFF_FIRST", 0.001)
-    monkeypatch.setattr(docker_watcher, "BACKOFF_MAX", 0.004)
+    monkeypatch.setattr(reconnect, "BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr(reconnect, "BACKOFF_MAX", 0.004)
     return fake
 
 

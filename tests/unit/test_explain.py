@@ -10,7 +10,7 @@ import dns.rrset
 import pytest
 
 from dnscock.config import Address
-from dnscock.explain import ExplainError, Explainer, qtype_of
+from dnscock.explain import Explainer, ExplainError, qtype_of
 from dnscock.query_log import QueryLog, answer_texts
 from dnscock.records import Record
 from dnscock.upstream import Forwarder

@@ -8,8 +8,8 @@ import gevent
 
 from dnscock import wire
 from dnscock.answers import reverse_address
-from dnscock.config import parse_networks
 from dnscock.records import Record
+from dnscock.values import parse_networks
 from tests.support.resolver_kit import make_resolver
 
 
@@ -18,7 +18,7 @@ def handle(resolver, data: bytes, tcp: bool = False) -> bytes:
     resolver.handle(data, tcp, replies.append, "127.0.0.1")
     with gevent.Timeout(5):
         while not replies:  # a forwarded query is answered by a greenlet
-            gevent.sleep(0.001)
+            gevent.sleep(0.001)  # poll interval
     assert len(replies) == 1
     return replies[0]
 

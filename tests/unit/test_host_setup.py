@@ -27,15 +27,21 @@ def host_setup(*args: str, env: dict[str, str] = ENV) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=60)
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every directory (None) under ``root``."""
+    return {str(path.relative_to(root)): path.read_bytes() if path.is_file() else None
+            for path in sorted(root.rglob("*"))}
 
 
 @pytest.mark.parametrize("target", list(EXPECTED))
-def test_print_apply_again_and_remove(tmp_path, target):
+@pytest.mark.parametrize("tree", ["etc", "etc and the resolver's directory", "nothing"])
+def test_print_apply_again_and_remove(tmp_path, target, tree):
     relative, body = EXPECTED[target]
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    if tree != "nothing":
+        (tmp_path / "etc").mkdir()
+        (tmp_path / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    if tree == "etc and the resolver's directory":
+        (tmp_path / relative).parent.parent.mkdir(parents=True, exist_ok=True)
     before = snapshot(tmp_path)
 
     printed = host_setup("--target", target)
@@ -52,7 +58,7 @@ def test_print_apply_again_and_remove(tmp_path, target):
 
     removed = host_setup("--target", target, "--remove", "--root", str(tmp_path))
     assert removed.returncode == 0 and "removed" in removed.stdout
-    assert {k: v for k, v in snapshot(tmp_path).items()} == before
+    assert snapshot(tmp_path) == before, "the tree as it was, directories included"
     assert host_setup("--target", target, "--remove", "--root", str(tmp_path)).returncode == 0  # idempotent
 
 
@@ -66,18 +72,29 @@ def test_a_file_that_is_not_dnscocks_is_never_touched(tmp_path):
     assert path.read_text() == "server=/docker/10.0.0.1\n"
 
 
-@pytest.mark.parametrize("original", [None, '{"log-driver": "journald", "dns": ["9.9.9.9"]}\n'])
+def test_a_directory_that_gets_somebody_elses_file_meanwhile_stays(tmp_path):
+    assert host_setup("--target", "resolved", "--apply", "--root", str(tmp_path)).returncode == 0
+    theirs = tmp_path / "etc/systemd/resolved.conf.d/theirs.conf"
+    theirs.write_text("[Resolve]\n")
+    assert host_setup("--target", "resolved", "--remove", "--root", str(tmp_path)).returncode == 0
+    assert snapshot(tmp_path) == {"etc": None, "etc/systemd": None, "etc/systemd/resolved.conf.d": None,
+                                  "etc/systemd/resolved.conf.d/theirs.conf": b"[Resolve]\n"}
+
+
+@pytest.mark.parametrize("original", [None, "", '{"log-driver": "journald", "dns": ["9.9.9.9"]}\n'])
 def test_daemon_json_is_merged_and_put_back_to_its_original_bytes(tmp_path, original):
+    """None: no /etc/docker at all; "": the directory, no daemon.json."""
     path = tmp_path / "etc/docker/daemon.json"
-    path.parent.mkdir(parents=True)
     if original is not None:
+        path.parent.mkdir(parents=True)
+    if original:
         path.write_text(original)
     before = snapshot(tmp_path)
     applied = host_setup("--target", "docker", "--apply", "--root", str(tmp_path), env=ENV_53)
     assert applied.returncode == 0, applied.stderr
     settings = json.loads(path.read_text())
     assert settings["dns"] == ["172.17.0.1"] and settings["dns-search"] == ["docker"]
-    if original is not None:
+    if original:
         assert settings["log-driver"] == "journald", "other settings are kept"
     after = snapshot(tmp_path)
     assert "unchanged" in host_setup("--target", "docker", "--apply", "--root", str(tmp_path), env=ENV_53).stdout
@@ -99,3 +116,18 @@ def test_without_targets_it_applies_to_the_resolvers_this_host_has(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
         "etc/dnsmasq.d/dnscock.conf", "etc/systemd/resolved.conf.d/dnscock.conf"]
+
+
+def test_it_takes_the_servers_flags_like_the_server(tmp_path):
+    printed = host_setup("--target", "dnsmasq", "-dns=127.0.0.1:5300", "--domain", "test.example")
+    assert printed.returncode == 0, printed.stderr
+    assert "server=/test.example/127.0.0.1#5300" in printed.stdout
+
+
+def test_dns_bridge_is_the_default_bridges_gateway_never_the_word(tmp_path):
+    given = host_setup("--target", "dnsmasq", "--target", "docker", "-dns=bridge", "--address", "172.17.0.1")
+    assert given.returncode == 0, given.stderr
+    assert "server=/docker/172.17.0.1#53" in given.stdout and '"172.17.0.1"' in given.stdout
+    unknown = host_setup("--target", "dnsmasq", "-dns=bridge", f"-docker=unix://{tmp_path}/absent.sock")
+    assert unknown.returncode == 1 and "bridge" not in unknown.stdout
+    assert unknown.stderr.startswith("dnscock host-setup: -dns=bridge: cannot read the default bridge's gateway")

@@ -10,12 +10,12 @@ from dnscock.proxy_names import (
     CADDY,
     NGINX_PROXY,
     TRAEFIK,
+    ProxyNames,
     caddy_hosts,
     facts_from,
     image_repository,
     proxy_kind,
     proxy_records,
-    ProxyNames,
     proxy_source,
     traefik_hosts,
 )

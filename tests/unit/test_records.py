@@ -92,7 +92,7 @@ def test_changes_bump_the_generation_and_wake_waiters():
     store = RecordStore()
     generation = store.generation
     waiter = gevent.spawn(store.wait_changed, 5)
-    gevent.sleep(0)
+    gevent.sleep(0)  # the waiter starts waiting before the change
     store.put(record("1", "one"))
     assert waiter.get(timeout=5) is True
     assert store.generation == generation + 1

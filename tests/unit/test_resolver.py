@@ -173,8 +173,10 @@ def test_before_the_first_sync_local_queries_wait_or_fail_when_the_engine_is_dow
 def test_a_deferred_local_query_is_answered_after_the_sync():
     resolver, store = make_resolver(synced=False)
     waiting = gevent.spawn(ask, resolver, "redis1.redis.docker")
-    gevent.sleep(0.01)
-    assert not waiting.ready() and resolver.busy == 1
+    with gevent.Timeout(5):
+        while resolver.busy != 1:  # deferred until the first sync
+            gevent.sleep(0.001)
+    assert not waiting.ready()
     store.replace_all([Record("1" * 64, "redis1", ("redis1", "redis"), ipv4=("10.0.0.1",))])
     assert addresses(waiting.get(timeout=5)) == ["10.0.0.1"]
 
@@ -197,7 +199,7 @@ def test_a_query_over_tcp_is_forwarded_over_tcp():
 def test_a_full_forward_pool_answers_servfail_at_once():
     resolver, _ = make_resolver(forward_pool=1, forwarder=FakeForwarder(upstream_reply(), block=0.2))
     first = gevent.spawn(ask, resolver, "one.example.com")
-    gevent.sleep(0)
+    gevent.sleep(0)  # the first runs until it blocks on the forwarder, holding the pool's one place
     assert ask(resolver, "two.example.com").rcode() == dns.rcode.SERVFAIL
     assert first.get(timeout=5).rcode() == dns.rcode.NOERROR
 

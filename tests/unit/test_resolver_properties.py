@@ -44,7 +44,7 @@ def test_every_query_gets_one_well_formed_reply(labels, qtype, tcp, edns, store_
 
     assert resolver.handle(query.to_wire(), tcp, respond)
     done.wait(5)
-    gevent.sleep(0)
+    gevent.sleep(0)  # a second reply, were there one, comes now
     assert len(replies) == 1
     reply = dns.message.from_wire(replies[0])
     assert reply.id == query.id and reply.flags & dns.flags.QR

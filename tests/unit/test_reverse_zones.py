@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dnscock.reverse_zones import ReverseZones, zone_names, zones_of
+from dnscock.reverse_zones import ReverseZones, zones_of
 
 
 @pytest.mark.parametrize(("subnet", "first", "count"), [
@@ -28,8 +28,8 @@ def test_too_wide_or_broken_subnets_have_no_zone(subnet):
 
 
 def test_zone_names_are_unique_and_lookup_finds_the_zone():
-    assert zone_names(["172.17.0.0/16", "172.17.0.0/16", "10.213.5.0/24"]) == [
-        "5.213.10.in-addr.arpa", "17.172.in-addr.arpa"]
+    assert ReverseZones(["172.17.0.0/16", "172.17.0.0/16", "10.213.5.0/24"]).names == [
+        "17.172.in-addr.arpa", "5.213.10.in-addr.arpa"]
     zones = ReverseZones(["172.17.0.0/16"])
     assert zones.apex_length(("9", "0", "17", "172", "in-addr", "arpa")) == 4
     assert zones.apex_length(("17", "172", "in-addr", "arpa")) == 4

@@ -6,7 +6,12 @@ import pytest
 
 from dnscock.records import Record, RecordStore
 from dnscock.services import (
-    ServiceError, looks_like_prefix, manual_record, parse_changes, parse_default_ttl, service_json,
+    ServiceError,
+    looks_like_prefix,
+    manual_record,
+    parse_changes,
+    parse_default_ttl,
+    service_json,
 )
 
 

@@ -230,7 +230,7 @@ def test_queries_in_flight_together_each_get_their_own_answer(lab):
     assert forwarder.in_flight == len(names)
     for outcome in outcomes:
         outcome.wait(TIMEOUT + 2)
-    gevent.sleep(0.01)
+    gevent.sleep(0.01)  # room for a second call, were there one
     assert [asked_name(outcome) for outcome in outcomes] == names
     assert all(len(outcome.calls) == 1 for outcome in outcomes)
     assert forwarder.in_flight == 0 and counters(forwarder) == (30, 0, 0)
@@ -477,7 +477,7 @@ def test_a_done_callback_that_raises_is_logged_and_the_forwarder_goes_on(lab, ca
     with caplog.at_level(logging.ERROR, logger="dnscock.upstream"):
         forwarder.submit(forwarded(query()), done)
         called.get(timeout=TIMEOUT + 2)
-        gevent.sleep(0.01)
+        eventually(lambda: any(record.levelno == logging.ERROR for record in caplog.records))
     failures = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert [record.getMessage() for record in failures] == ["failed to deliver a forwarded answer"]
     assert failures[0].exc_info[0] is RuntimeError
@@ -495,7 +495,7 @@ def test_close_stops_the_sweeper_and_closes_the_sockets(lab):
     assert forwarder._sweeper is None and not sweeper.active
     assert forwarder.upstreams[0]._udp is None and forwarder.upstreams[1]._udp is None
     assert channel._socket.fileno() == -1 and not channel._watcher.active
-    gevent.sleep(0.05)
+    gevent.sleep(0.05)  # a while for anything to start a sweeper again: nothing may
     assert forwarder._sweeper is None
 
 
@@ -506,8 +506,7 @@ def test_close_stops_a_waiting_probe(lab, probe_first):
     probe = forwarder.upstreams[0]._probe
     assert probe is not None and not probe.dead
     forwarder.close()
-    gevent.sleep(0.01)
-    assert probe.dead
+    eventually(lambda: probe.dead)  # killed without blocking: it dies when the loop runs
     assert forwarder.upstreams[0]._udp is None
 
 
@@ -519,8 +518,7 @@ def test_close_while_a_probe_waits_for_its_answer_leaves_no_socket_open(lab, pro
     eventually(lambda: bool(server.probes()))  # the probe now waits for its answer
     upstream = forwarder.upstreams[0]
     forwarder.close()
-    gevent.sleep(0.02)
-    assert upstream._probe.dead
+    eventually(lambda: upstream._probe.dead)  # killed without blocking: it dies when the loop runs
     assert upstream._udp is None  # the lab's teardown closes it again, should it be there
 
 
@@ -530,5 +528,5 @@ def test_close_while_a_tcp_retry_runs_leaves_no_socket_open(lab):
     submit(forwarder)
     eventually(lambda: bool(truncating.tcp_queries))  # the retry now waits for its TCP answer
     forwarder.close()
-    gevent.sleep(0.3)  # its share (0.15 s) runs out meanwhile
+    gevent.sleep(0.3)  # its share (0.15 s) runs out meanwhile: nothing may open a socket again then
     assert [upstream._udp for upstream in forwarder.upstreams] == [None, None]

@@ -17,7 +17,7 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 API_VERSION = "1.41"
@@ -51,7 +51,7 @@ def json_bytes(document: Any) -> bytes:
 
 
 def _rfc3339(seconds: int, nanos: int = 0) -> str:
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    moment = datetime.fromtimestamp(seconds, UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
 
 
