@@ -9,9 +9,14 @@ authority -> store <- watcher; operations read what app.py hands them):
 
 process
     ``__main__`` (gevent's patching, first), ``app`` (wiring: options ->
-    parts, signals), ``config`` (flags, env vars, config file -> ``Config``),
-    ``privileges`` (-user), ``errors`` (the one exception base),
-    ``throttled_log``, ``notify`` (systemd's READY/STATUS/STOPPING).
+    parts, signals), ``options`` (the table of options: names, defaults,
+    help; the sample config and docs/options.md are generated from it),
+    ``values`` (the option values' parsers), ``config`` (flags, env vars,
+    config file -> ``Config``, the parser made from the table),
+    ``addresses`` (``Address``, ``IPNetwork``, ``Engine``: shared by all,
+    free of the parser), ``privileges`` (-user), ``errors`` (the one
+    exception base), ``throttled_log``, ``notify`` (systemd's
+    READY/STATUS/STOPPING).
 query path
     ``listeners`` (the DNS sockets, bound once or following the default
     bridge), ``server`` (UDP and TCP transport only), ``sockets`` (binding,
@@ -43,7 +48,9 @@ the table
     answering the proxy, kept up to date after each change).
 engine side
     ``docker_watcher`` (subscribe, list, follow; inspect decides; grace,
-    reconnect, resync), ``engine`` (the Engine API calls, TLS), ``swarm``
+    resync; Podman's pods and rootless engines), ``reconnect`` (the one
+    reconnect loop: backoff, a warning per outage, a line when back),
+    ``engine`` (the Engine API calls, TLS, which product), ``swarm``
     (a swarm's services, tasks and networks -> records, pure),
     ``swarm_watcher`` (which engine to read a swarm from, polling, failover).
 operations
