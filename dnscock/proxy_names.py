@@ -243,6 +243,9 @@ class ProxyNames:
         self.store = store
         self.enabled = enabled
         self._made: dict[str, Record] = {}  # the proxy names in the store now, by id
+        # The records they were made from, the very objects: a change elsewhere in the table (a container that says
+        # nothing about proxies starting) leaves these as they are, and costs no remaking.
+        self._made_from: list[Record] = []
         self._logged: set[tuple[str, str]] = set()
         self._greenlet: gevent.Greenlet | None = None
 
@@ -263,9 +266,14 @@ class ProxyNames:
             self.store.wait_changed()
 
     def refresh(self) -> None:
-        """Makes the proxy names again; changes the store (once) only where they differ."""
+        """Makes the proxy names again when what they are made from changed; changes the store (once) only where
+        they differ."""
+        related = self.store.proxy_related()
+        if len(related) == len(self._made_from) and all(a is b for a, b in zip(related, self._made_from)):
+            return
+        self._made_from = related
         by_source: dict[str, list[Record]] = {}
-        for record in self.store.proxy_related():
+        for record in related:
             by_source.setdefault(record.source, []).append(record)
             self._log_problems(record)
         made = {record.id: record for source, records in by_source.items()

@@ -187,6 +187,25 @@ def test_the_store_keeps_each_engines_proxy_names_and_an_exact_alias_wins(caplog
     assert caplog.text.count("Host(nope)") == 1  # logged once, whatever the refreshes
 
 
+def test_a_change_that_says_nothing_about_proxies_costs_no_remaking(monkeypatch):
+    from dnscock import proxy_names
+
+    made = []
+    monkeypatch.setattr(proxy_names, "proxy_records", lambda records, source: made.append(source) or [])
+    store = RecordStore()
+    store.replace_all([container("app", "10.9.1.1", labels={"caddy": "a.example.test"}),
+                       container("caddy", "10.9.0.3", image="lucaslorentz/caddy-docker-proxy")], ENGINE)
+    names = ProxyNames(store)
+    names.refresh()
+    assert len(made) == 1
+    store.put(container("plain", "10.9.1.2"))  # a container with no proxy labels starts
+    names.refresh()
+    assert len(made) == 1, "nothing proxy names are made from changed"
+    store.put(container("app2", "10.9.1.3", labels={"caddy": "b.example.test"}))
+    names.refresh()
+    assert len(made) == 2
+
+
 def test_an_exact_alias_or_container_name_wins_over_a_proxy_name():
     resolver, store = make_resolver([
         container("traefik", "10.9.0.2", image="traefik:v3"),
