@@ -10,12 +10,13 @@ Precedence: flag > env var > config file > default.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import configargparse
 
@@ -30,7 +31,7 @@ from dnscock.options import (
     OPTIONAL_NUMBER,
     OPTIONS,
 )
-from dnscock.values import DEFAULT_QUERY_LOG, parse_engines, split_host_port
+from dnscock.values import DEFAULT_QUERY_LOG, parse_bool, parse_engines, split_host_port
 
 __all__ = ["Address", "Config", "Engine", "build_parser", "is_own_address", "load_config"]
 
@@ -107,6 +108,21 @@ class _Parser(configargparse.ArgumentParser):
         sys.exit(2)
 
 
+class _Help(argparse.Action):
+    """``-help`` (``-h``, ``--help``, ``-help=true``): the options, then exit. The Go program's ``-help=false``, its
+    default spelled out on a command line, is accepted and does nothing."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="?", const=True, default=argparse.SUPPRESS, type=parse_bool,
+                         metavar="BOOL", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values:
+            parser.print_help()
+            parser.exit()
+
+
 def build_parser(environ: dict[str, str]) -> _Parser:
     parser = _Parser(
         prog="dnscock",
@@ -120,7 +136,8 @@ def build_parser(environ: dict[str, str]) -> _Parser:
         ignore_unknown_config_file_keys=False,
         args_for_setting_config_path=[],
     )
-    parser.add_argument("-h", "-help", "--help", action="help", help="show this message and exit")
+    parser.add_argument("-h", "-help", "--help", action=_Help, help="show this message and exit (-help=false: "
+                        "nothing, as in the Go program)")
     parser.add_argument(
         "-version", "--version", action="version", version=f"dnscock {__version__}",
         help="print the version and exit",

@@ -161,3 +161,14 @@ def test_the_readme_keeps_the_seeds_flags_and_points_at_every_option():
 @pytest.mark.parametrize(("text", "port"), [("bridge", 53), ("bridge:5353", 5353)])
 def test_dns_on_the_default_bridge(text, port):
     assert load_config([f"-dns={text}"], {}).listen == Address("bridge", port)
+
+
+def test_the_go_programs_help_false_is_accepted_and_help_prints_the_options(capsys):
+    assert load_config(["-help=false", "-ttl=5"], {}).ttl == 5  # as the Go program: its default, spelled out
+    for argv in (["-help"], ["-help=true"], ["--help"], ["-h"]):
+        with pytest.raises(SystemExit) as stop:
+            load_config(argv, {})
+        assert stop.value.code == 0 and "usage: dnscock" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        load_config(["-help=maybe"], {})
+    assert stop.value.code == 2 and "-help" in capsys.readouterr().err
