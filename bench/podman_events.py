@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.dnsclient import Poller, wait_for_reply
@@ -72,6 +73,18 @@ def _wall(monotonic: float) -> float:
     return monotonic + (time.time() - time.monotonic())
 
 
+def _timed(events: EventTimes, port: int, name: str, action: str, act: Callable[[str], object]) -> tuple[float, float]:
+    """``act(name)`` makes ``action`` (start or die) happen to container ``name``: (ms from the event's own time to a
+    plain subscriber reading it, ms from it to dnscock answering the name, or no longer answering it)."""
+    poller = Poller(port, f"{name}.busybox.docker", want_answer=action == "start")
+    act(name)
+    stamped, read = events.wait(name, action)
+    changed = poller.finish(time.monotonic() + DEADLINE)
+    if changed is None:
+        raise RuntimeError(f"{name}.busybox.docker did not follow its {action} event within {DEADLINE:.0f}s")
+    return (read - stamped) * 1000, (_wall(changed) - stamped) * 1000
+
+
 def measure(rounds: int) -> dict[str, dict[str, float]]:
     podman = PrivatePodman(make_root("dcp-bench-"), SUBNET_OCTET)
     dnscock = None
@@ -88,22 +101,12 @@ def measure(rounds: int) -> dict[str, dict[str, float]]:
         events = EventTimes(podman.socket)
         for index in range(rounds):
             name = f"lat{index}"
-            poller = Poller(port, f"{name}.busybox.docker", want_answer=True)
-            podman.run(name)
-            stamped, read = events.wait(name, "start")
-            answered = poller.finish(time.monotonic() + DEADLINE)
-            if answered is None:
-                raise RuntimeError(f"{name} not answered within {DEADLINE:.0f}s")
-            delivery.append((read - stamped) * 1000)
-            starts.append((_wall(answered) - stamped) * 1000)
-            poller = Poller(port, f"{name}.busybox.docker", want_answer=False)
-            podman.podman("stop", "-t", "0", name)
-            stamped, read = events.wait(name, "die")
-            gone = poller.finish(time.monotonic() + DEADLINE)
-            if gone is None:
-                raise RuntimeError(f"{name} still answered {DEADLINE:.0f}s after it died")
-            delivery.append((read - stamped) * 1000)
-            stops.append((_wall(gone) - stamped) * 1000)
+            read_ms, start_ms = _timed(events, port, name, "start", podman.run)
+            delivery.append(read_ms)
+            starts.append(start_ms)
+            read_ms, stop_ms = _timed(events, port, name, "die", lambda stopped: podman.podman("stop", "-t", "0", stopped))
+            delivery.append(read_ms)
+            stops.append(stop_ms)
             podman.podman("rm", "-f", name)
     finally:
         if events is not None:

@@ -91,8 +91,8 @@ def apply(plan: Plan, root: Path) -> str:
     made: list[str] = []
     if path.exists():
         current = path.read_text(errors="replace")
-        made = _made(current)
-        if _without_made(current) == plan.content:
+        made, content = _split_made(current)
+        if content == plan.content:
             return f"{plan.path}: unchanged"
         if not current.startswith(MARK):
             raise HostSetupError(f"{plan.path} exists and is not dnscock's: not touched (remove it or merge by hand)")
@@ -114,14 +114,12 @@ def _make_parents(path: Path, root: Path) -> list[str]:
     return ["/" + str(directory.relative_to(root)) for directory in reversed(missing)]
 
 
-def _made(text: str) -> list[str]:
+def _split_made(text: str) -> tuple[list[str], str]:
+    """A file --apply wrote: (the directories it made for it, the file without that line)."""
     lines = text.split("\n", 2)
-    return lines[1][len(MADE):].split() if len(lines) > 1 and lines[1].startswith(MADE) else []
-
-
-def _without_made(text: str) -> str:
-    lines = text.split("\n", 2)
-    return "\n".join(lines[:1] + lines[2:]) if len(lines) > 1 and lines[1].startswith(MADE) else text
+    if len(lines) < 2 or not lines[1].startswith(MADE):
+        return [], text
+    return lines[1][len(MADE):].split(), "\n".join(lines[:1] + lines[2:])
 
 
 def _remove_made(made: Sequence[str], root: Path) -> None:
@@ -143,7 +141,7 @@ def remove(plan: Plan, root: Path) -> str:
     if not current.startswith(MARK):
         return f"{plan.path}: not dnscock's, left alone"
     path.unlink()
-    _remove_made(_made(current), root)
+    _remove_made(_split_made(current)[0], root)
     return f"{plan.path}: removed"
 
 
